@@ -1,0 +1,3 @@
+from sslstudio.cli import main
+
+raise SystemExit(main())
