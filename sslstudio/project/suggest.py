@@ -1,0 +1,104 @@
+"""Which images to label next (pure numpy; used by the Label page and usable from scripts).
+
+Three strategies, best available first:
+
+* ``least_confident``: once a classifier has predicted the unlabelled images,
+  the ones it is least sure about teach it most;
+* ``k_center``: with an embedding of the images, k-centre greedy picks images
+  far from everything labelled or already picked, so a few labels cover the data;
+* ``spread``: with nothing else, a random image from each of k equal slices of
+  the sorted paths, so every folder and part of the set gets a turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def spread_sample(relpaths: Sequence[str], k: int, seed: int = 0) -> list[str]:
+    """k images, one drawn at random from each of k equal slices of the sorted list."""
+    ordered = sorted(relpaths)
+    n = len(ordered)
+    if k >= n:
+        return ordered
+    if k <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    edges = np.linspace(0, n, k + 1).astype(int)
+    return [ordered[int(rng.integers(lo, hi))] for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def k_center_greedy(features: np.ndarray, k: int, centers: Sequence[int] = (),
+                    seed: int = 0) -> list[int]:
+    """Indices of k rows chosen greedily to be farthest from all centres so far.
+
+    `centers` are rows already covered (the labelled images). Features are
+    L2-normalised first, so the distance compares directions, as embeddings
+    are usually meant to be compared.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"features must be N×D, got shape {x.shape}")
+    n = len(x)
+    k = min(k, n - len(set(centers)))
+    if k <= 0:
+        return []
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sq = np.einsum("ij,ij->i", x, x)
+    min_dist = np.full(n, np.inf, dtype=np.float32)
+
+    def cover(i: int) -> None:
+        d = sq + sq[i] - 2.0 * (x @ x[i])
+        np.minimum(min_dist, np.maximum(d, 0.0), out=min_dist)
+
+    for c in centers:
+        cover(int(c))
+    chosen: list[int] = []
+    if not len(centers):
+        first = int(np.random.default_rng(seed).integers(n))
+        chosen.append(first)
+        cover(first)
+    while len(chosen) < k:
+        candidate = int(np.argmax(min_dist))
+        if min_dist[candidate] <= 0.0:
+            # everything left duplicates a centre: take the remaining rows in order
+            taken = set(chosen) | {int(c) for c in centers}
+            chosen.extend([i for i in range(n) if i not in taken][: k - len(chosen)])
+            break
+        chosen.append(candidate)
+        cover(candidate)
+    return chosen
+
+
+def least_confident(predictions: Mapping[str, tuple[str, float]], k: int,
+                    candidates: Sequence[str] | None = None) -> list[str]:
+    """The k candidates whose predicted class has the lowest confidence."""
+    pool = [r for r in (candidates if candidates is not None else predictions)
+            if r in predictions]
+    pool.sort(key=lambda r: (float(predictions[r][1]), r))
+    return pool[:k]
+
+
+def suggest_next(relpaths: Sequence[str], labels: Mapping[str, str], k: int = 24, *,
+                 embeddings: Mapping[str, np.ndarray] | None = None,
+                 predictions: Mapping[str, tuple[str, float]] | None = None,
+                 seed: int = 0) -> tuple[list[str], str]:
+    """(the unlabelled images to label next, the strategy used)."""
+    unlabelled = [r for r in relpaths if r not in labels]
+    if not unlabelled:
+        return [], "none"
+    if predictions:
+        picked = least_confident(predictions, k, unlabelled)
+        if picked:
+            return picked, "least_confident"
+    if embeddings:
+        known = [r for r in relpaths if r in embeddings]
+        if any(r not in labels for r in known):
+            features = np.stack([np.asarray(embeddings[r], dtype=np.float32).ravel()
+                                 for r in known])
+            centers = [i for i, r in enumerate(known) if r in labels]
+            rows = k_center_greedy(features, k, centers, seed=seed)
+            return [known[i] for i in rows], "k_center"
+    return spread_sample(unlabelled, k, seed), "spread"
