@@ -1,0 +1,167 @@
+"""`sslstudio pretrain FOLDER --task T --out RUN_DIR`: pretrain a backbone from the console.
+
+Runs alone or under ``torchrun --nproc_per_node=N`` (DistributedDataParallel).
+Ctrl-C once stops cleanly (checkpoint written, resumable with --resume); twice aborts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import signal
+import sys
+from pathlib import Path
+
+HELP = "pretrain a backbone with a self-supervised pretext task"
+TASK_NAMES = ("rotation", "jigsaw", "inpainting", "colorization", "contrastive")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", metavar="FOLDER", help="the image folder (read only)")
+    parser.add_argument("--task", required=True, metavar="TASK",
+                        help=f"pretext task: {', '.join(TASK_NAMES)}")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder")
+    parser.add_argument("--backbone", default="small_cnn",
+                        help="small_cnn (fast on CPU), resnet18, resnet34, resnet50")
+    parser.add_argument("--weights", default=None, metavar="FILE",
+                        help="start from these backbone weights (a local file)")
+    parser.add_argument("--image-size", type=int, default=64, metavar="N")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, default=None, metavar="N")
+    budget.add_argument("--minutes", type=float, default=None, metavar="M")
+    budget.add_argument("--steps", type=int, default=None, metavar="N")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N",
+                        help="images per step (per process under torchrun)")
+    parser.add_argument("--lr", type=float, default=1e-3, metavar="X")
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    parser.add_argument("--weight-decay", type=float, default=0.05, metavar="X")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes decoding images into the cache")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--labels", default=None, metavar="CSV",
+                        help="relpath,class CSV: report kNN accuracy of the features while training")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="where decoded images are cached (default: RUN_DIR/../cache)")
+    parser.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a task setting, e.g. temperature=0.2 (repeatable; JSON values)")
+    parser.add_argument("--preview-every", type=int, default=100, metavar="STEPS")
+    parser.add_argument("--quality-every", type=int, default=200, metavar="STEPS")
+    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def read_labels_csv(path: Path) -> dict[str, str]:
+    """relpath → class from a two-column CSV (a header row is allowed)."""
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    labels: dict[str, str] = {}
+    for row in csv.reader(text.splitlines(), dialect):
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            continue
+        relpath, cls = row[0].strip().replace("\\", "/"), row[1].strip()
+        if not labels and relpath.lower() in ("relpath", "path", "file", "filename", "image"):
+            continue
+        labels[relpath] = cls
+    return labels
+
+
+def _parse_task_options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"task option {item!r} is not KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def build_config(args: argparse.Namespace):
+    from sslstudio.train.pretrain import PretrainConfig
+
+    out = Path(args.out)
+    labels = None
+    if args.labels:
+        labels = read_labels_csv(Path(args.labels))
+    if args.resume:
+        saved = out / "config.json"
+        if not saved.is_file():
+            raise ValueError(f"nothing to resume in {out}: no config.json / checkpoint there")
+        config = PretrainConfig.from_json(saved.read_text(encoding="utf-8"))
+        # what may change on resume without changing the computation
+        config.device, config.resume = args.device, True
+        if args.workers is not None:
+            config.workers = args.workers
+        if labels is not None:
+            config.labels = labels
+        return config
+    return PretrainConfig(
+        folder=str(args.folder), out=str(out), task=args.task,
+        task_options=_parse_task_options(args.task_option), backbone=args.backbone,
+        weights=args.weights, image_size=args.image_size, epochs=args.epochs,
+        minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
+        workers=args.workers, seed=args.seed, preview_every=args.preview_every,
+        quality_every=args.quality_every, checkpoint_every=args.checkpoint_every,
+        labels=labels, cache_dir=args.cache_dir)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sslstudio.train import distributed
+    from sslstudio.train.control import RunControl
+    from sslstudio.train.events import ConsoleProgress
+    from sslstudio.train.pretrain import PretrainError, run_pretraining
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        return _fail(f"image folder not found: {folder}")
+    if args.task not in TASK_NAMES:
+        try:
+            from sslstudio.pretext import TASKS
+            known = tuple(TASKS)
+        except ImportError:
+            known = TASK_NAMES
+        if args.task not in known:
+            return _fail(f"unknown task {args.task!r}; choose one of {', '.join(known)}")
+    try:
+        config = build_config(args)
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+
+    control = RunControl()
+    interrupts = [0]
+
+    def on_sigint(signum, frame):  # first Ctrl-C: stop cleanly; second: abort
+        interrupts[0] += 1
+        if interrupts[0] > 1:
+            raise KeyboardInterrupt
+        print("\nstopping after this step (Ctrl-C again to abort)…", file=sys.stderr)
+        control.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    listeners = [] if args.quiet or not distributed.from_env().is_main else [ConsoleProgress()]
+    try:
+        summary = run_pretraining(config, listeners=listeners, control=control)
+    except PretrainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1 if exc.internal else 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if distributed.from_env().is_main and not args.quiet:
+        print(f"run folder: {config.out} ({summary['status']}, {summary['steps']} steps); "
+              f"backbone: {Path(config.out) / 'backbone.safetensors'}", file=sys.stderr)
+    return 0 if summary["status"] in ("completed", "stopped") else 1

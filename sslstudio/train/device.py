@@ -1,0 +1,85 @@
+"""Which device to train on, and a description of what this machine offers (for the GUI)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+class DeviceUnavailable(ValueError):
+    """The requested device does not exist on this machine."""
+
+
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def pick_device(choice: str = "auto", local_rank: int | None = None) -> torch.device:
+    """CUDA, then Apple MPS, then CPU for "auto"; a named device must exist."""
+    choice = (choice or "auto").lower()
+    if choice not in DEVICE_CHOICES and not choice.startswith("cuda:"):
+        raise DeviceUnavailable(f"unknown device {choice!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if choice == "auto":
+        if torch.cuda.is_available():
+            choice = "cuda"
+        elif mps_available():
+            choice = "mps"
+        else:
+            choice = "cpu"
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable("CUDA was requested but no CUDA GPU is available "
+                                    "(use --device cpu or auto)")
+        if choice == "cuda":
+            index = local_rank if local_rank is not None else torch.cuda.current_device()
+            return torch.device("cuda", index)
+        return torch.device(choice)
+    if choice == "mps" and not mps_available():
+        raise DeviceUnavailable("Apple MPS was requested but is not available on this machine")
+    return torch.device(choice)
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def device_summary() -> dict:
+    """``{"best": name, "devices": [{"device", "name", ...}]}``, best device first."""
+    devices: list[dict] = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            devices.append({
+                "device": "cuda" if index == 0 else f"cuda:{index}",
+                "name": props.name,
+                "memory_gb": round(props.total_memory / 2**30, 1),
+                "bf16": bool(torch.cuda.is_bf16_supported()),
+            })
+    if mps_available():
+        devices.append({"device": "mps", "name": "Apple GPU (MPS)"})
+    devices.append({
+        "device": "cpu",
+        "name": platform.processor() or platform.machine() or "CPU",
+        "cores": cpu_cores(),
+        "threads": torch.get_num_threads(),
+    })
+    return {"best": devices[0]["device"], "devices": devices,
+            "torch": torch.__version__, "python": sys.version.split()[0]}
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"cuda ({props.name}, {props.total_memory / 2**30:.0f} GB)"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

@@ -1,0 +1,276 @@
+"""The pretraining engine end to end on the toy folder: learning, events, stop, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sslstudio.train.control import RunControl
+from sslstudio.train.loader import BatchPlan, fit_batch_size
+
+from sslstudio.cli import main
+from sslstudio.train.checkpoint import load_checkpoint
+from sslstudio.train.events import ConsoleProgress, JsonlWriter
+from sslstudio.train.pretrain import PretrainConfig, PretrainError, run_pretraining
+
+
+@pytest.fixture
+def engine_layers():
+    """Engine runs need the tasks, backbones and cache (written alongside); pure tests do not."""
+    pytest.importorskip("sslstudio.pretext.base", reason="the pretext tasks are not written yet")
+    pytest.importorskip("sslstudio.models.backbones", reason="the backbones are not written yet")
+    pytest.importorskip("sslstudio.data.cache", reason="the decoded cache is not written yet")
+
+
+needs_layers = pytest.mark.usefixtures("engine_layers")
+
+
+def config_for(tmp_path: Path, root: Path, name: str = "run", **overrides) -> PretrainConfig:
+    values = dict(folder=str(root), out=str(tmp_path / "runs" / name), task="rotation",
+                  backbone="small_cnn", image_size=16, batch_size=4, epochs=1, lr=1e-3,
+                  device="cpu", seed=0, preview_every=0, quality_every=0,
+                  cache_dir=str(tmp_path / "cache"))
+    values.update(overrides)
+    return PretrainConfig(**values)
+
+
+def read_events(run_dir: str | Path) -> list[dict]:
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+# ---------------------------------------------------------------------------- pure parts
+def test_config_json_round_trip_and_validation():
+    config = PretrainConfig(folder="imgs", out="run", task="rotation", minutes=2.5,
+                            labels={"a/x.png": "cat"}, task_options={"grid": 3})
+    again = PretrainConfig.from_json(config.to_json())
+    assert again == config
+    assert PretrainConfig.from_dict({"image_root": "imgs", "run_dir": "r", "junk": 1}).out == "r"
+    with pytest.raises(PretrainError, match="one budget"):
+        PretrainConfig(folder="i", out="o", epochs=2, minutes=1.0).validate()
+    with pytest.raises(PretrainError, match="batch size must be positive"):
+        PretrainConfig(folder="i", out="o", batch_size=0).validate()
+
+
+def test_console_progress_redraws_one_line_and_ends_it(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    progress = ConsoleProgress(stream, min_interval=0)
+    progress({"kind": "start", "step": 0, "task": "rotation", "dataset_size": 24,
+              "device": "cpu", "total_steps": 2})
+    for step in (1, 2):
+        progress({"kind": "step", "step": step, "loss": 1.0 / step, "metrics": {"accuracy": 0.5},
+                  "images_per_s": 100.0, "eta_s": 3.0, "total_steps": 2})
+    progress({"kind": "end", "step": 2, "status": "completed", "message": ""})
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and "2/2 loss 0.5000" in text and text.endswith("completed at step 2\n")
+    writer = JsonlWriter(tmp_path / "m.jsonl")
+    writer({"kind": "step", "step": 1, "loss": float("nan")})  # NaN is not JSON: written as null
+    writer.close()
+    assert json.loads((tmp_path / "m.jsonl").read_text())["loss"] is None
+
+
+def test_batch_plan_shards_are_disjoint_and_cover_the_epoch():
+    plans = [BatchPlan(num_images=50, batch_size=6, seed=3, world_size=2, rank=r) for r in (0, 1)]
+    assert plans[0].steps_per_epoch == 4  # 50 // 12, the ragged tail is dropped
+    seen = np.concatenate([p.indices(s) for p in plans for s in range(4)])
+    assert len(seen) == len(set(seen.tolist())) == 48
+    assert not np.array_equal(plans[0].indices(0), plans[0].indices(4))  # a new order each epoch
+    assert np.array_equal(plans[0].indices(5), BatchPlan(50, 6, 3, 2, 0).indices(5))
+    assert fit_batch_size(64, 24) == 24 and fit_batch_size(64, 24, world_size=2) == 12
+
+
+# ---------------------------------------------------------------------------- learning
+@needs_layers
+def test_rotation_learns_and_the_run_folder_is_complete(tmp_path, toy_folder):
+    root, truth = toy_folder
+    seen: list[dict] = []
+    config = config_for(tmp_path, root, epochs=None, steps=36, batch_size=8, lr=2e-3,
+                        preview_every=12, quality_every=18, labels=truth)
+    summary = run_pretraining(config, listeners=[seen.append])
+    assert summary["status"] == "completed" and summary["steps"] == 36
+    events = read_events(config.out)
+    assert [e["kind"] for e in events] == [e["kind"] for e in seen]  # same stream, file and callable
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "cache" and "start" in kinds and kinds[-1] == "end"
+    steps = [e for e in events if e["kind"] == "step"]
+    first = np.mean([e["loss"] for e in steps[:6]])
+    last = np.mean([e["loss"] for e in steps[-6:]])
+    assert last < first * 0.8, (first, last)
+    for key in ("lr", "images_per_s", "eta_s", "epoch", "memory_mb", "metrics"):
+        assert steps[-1][key] is not None, key
+    quality = [e for e in events if e["kind"] == "quality"]
+    assert quality and quality[-1]["effective_rank"] >= 1.0
+    assert 0 <= quality[-1]["knn_accuracy"] <= 1  # labels given for 3 classes
+    previews = [e for e in events if e["kind"] == "preview"]
+    assert [e["step"] for e in previews] == [12, 24, 36]
+    for item in previews[0]["images"]:
+        assert (Path(config.out) / item["path"]).is_file() and item["title"]
+    run = Path(config.out)
+    assert json.loads((run / "config.json").read_text())["task"] == "rotation"
+    assert (run / "backbone.safetensors").is_file() and (run / "backbone.json").is_file()
+    assert load_checkpoint(run / "checkpoints" / "last.pt")[0]["step"] == 36
+
+
+@needs_layers
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, toy_folder):
+    root, _ = toy_folder
+    whole = config_for(tmp_path, root, "whole", epochs=2)  # 24 images / batch 4 → 12 steps
+    run_pretraining(whole)
+    split = config_for(tmp_path, root, "split", epochs=2)
+    control = RunControl()
+
+    def stop_mid_epoch(event):
+        if event["kind"] == "step" and event["step"] == 4:
+            control.stop()
+
+    first = run_pretraining(split, listeners=[stop_mid_epoch], control=control)
+    assert first["status"] == "stopped" and first["steps"] == 4
+    split.resume = True
+    second = run_pretraining(split)
+    assert second["status"] == "completed" and second["steps"] == 12
+    a = load_checkpoint(Path(whole.out) / "checkpoints" / "last.pt")[0]
+    b = load_checkpoint(Path(split.out) / "checkpoints" / "last.pt")[0]
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.allclose(a["model"][key].float(), b["model"][key].float(), atol=1e-6), key
+    resumed = [e for e in read_events(split.out) if e["kind"] == "start"]
+    assert [e["resumed_from"] for e in resumed] == [None, 4]
+
+
+@needs_layers
+def test_pause_then_stop_from_another_thread(tmp_path, toy_folder):
+    root, _ = toy_folder
+    control = RunControl()
+    paused_at: list[int] = []
+
+    def listener(event):
+        if event["kind"] == "step" and event["step"] == 2:
+            control.pause()
+            paused_at.append(event["step"])
+            threading.Timer(0.3, control.stop).start()  # stop wakes a paused run
+
+    summary = run_pretraining(config_for(tmp_path, root, epochs=50), [listener], control)
+    assert paused_at == [2]
+    assert summary["status"] == "stopped" and summary["steps"] == 2
+    end = read_events(summary["run_dir"])[-1]
+    assert end["kind"] == "end" and end["status"] == "stopped"
+    assert load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "last.pt")[0]["step"] == 2
+
+
+@needs_layers
+def test_nan_loss_stops_with_advice(tmp_path, toy_folder, monkeypatch):
+    root, _ = toy_folder
+    from sslstudio.pretext import TASKS
+
+    task_cls = TASKS["rotation"]
+    real_loss = task_cls.loss
+    calls = [0]
+
+    def poisoned(self, outputs, targets):
+        loss, metrics = real_loss(self, outputs, targets)
+        calls[0] += 1
+        return (loss * float("nan") if calls[0] == 3 else loss), metrics
+
+    monkeypatch.setattr(task_cls, "loss", poisoned)
+    config = config_for(tmp_path, root)
+    with pytest.raises(PretrainError, match="NaN .* at step 3; try a lower learning rate"):
+        run_pretraining(config)
+    events = read_events(config.out)
+    assert events[-2]["kind"] == "error" and "lower learning rate" in events[-2]["message"]
+    assert events[-1]["kind"] == "end" and events[-1]["status"] == "failed"
+
+
+@needs_layers
+def test_bad_image_is_skipped_and_reported(tmp_path, toy_folder):
+    root, _ = toy_folder
+    (root / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
+    config = config_for(tmp_path, root, epochs=1)
+    summary = run_pretraining(config)
+    assert summary["status"] == "completed" and summary["skipped"] == 1
+    events = read_events(config.out)
+    start = next(e for e in events if e["kind"] == "start")
+    assert start["dataset_size"] == 24 and start["bad_files"][0]["relpath"] == "red/broken.png"
+    warning = next(e for e in events if e["kind"] == "warning")
+    assert "red/broken.png" in warning["message"]
+
+
+@needs_layers
+def test_minutes_budget_plans_steps_from_measured_speed(tmp_path, toy_folder):
+    root, _ = toy_folder
+    summary = run_pretraining(config_for(tmp_path, root, epochs=None, minutes=0.04))
+    assert summary["status"] == "completed"
+    assert 5 < summary["total_steps"] < 10**6 and summary["steps"] >= 5
+    assert summary["seconds"] < 0.04 * 60 + 1.5
+
+
+@needs_layers
+def test_input_errors_are_readable(tmp_path, toy_folder):
+    root, _ = toy_folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PretrainError, match="no images found"):
+        run_pretraining(config_for(tmp_path, empty, "a"))
+    with pytest.raises(PretrainError, match="unknown task 'sudoku'"):
+        run_pretraining(config_for(tmp_path, root, "b", task="sudoku"))
+    with pytest.raises(PretrainError, match="cannot resume"):
+        run_pretraining(config_for(tmp_path, root, "c", resume=True))
+    done = config_for(tmp_path, root, "d", epochs=1)
+    run_pretraining(done)
+    with pytest.raises(PretrainError, match="already holds a run"):
+        run_pretraining(done)
+
+
+@needs_layers
+def test_colorization_refuses_grayscale_images(tmp_path):
+    from PIL import Image
+
+    from sslstudio.pretext import TASKS
+
+    if "colorization" not in TASKS:
+        pytest.skip("the colorization task is not written yet")
+    root = tmp_path / "gray"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8), "L").convert("RGB") \
+            .save(root / f"g{i}.png")
+    with pytest.raises(PretrainError, match="(?i)colou?r"):
+        run_pretraining(config_for(tmp_path, root, task="colorization"))
+
+
+# ---------------------------------------------------------------------------- CLI
+@needs_layers
+def test_cli_pretrains_and_resumes(tmp_path, toy_folder, capsys):
+    root, _ = toy_folder
+    out = tmp_path / "cli-run"
+    common = [str(root), "--task", "rotation", "--out", str(out), "--image-size", "16",
+              "--batch-size", "4", "--device", "cpu", "--quiet"]
+    assert main(["pretrain", *common, "--steps", "4"]) == 0
+    assert (out / "backbone.safetensors").is_file()
+    assert main(["pretrain", *common, "--steps", "4", "--resume"]) == 0  # already complete
+    assert load_checkpoint(out / "checkpoints" / "last.pt")[0]["step"] == 4
+
+
+@needs_layers
+@pytest.mark.parametrize("case", ["missing", "empty", "unknown-task", "resume-nothing"])
+def test_cli_input_errors_exit_2(tmp_path, toy_folder, capsys, case):
+    root, _ = toy_folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    folder = {"missing": tmp_path / "nope", "empty": empty}.get(case, root)
+    args = ["pretrain", str(folder), "--task", "sudoku" if case == "unknown-task" else "rotation",
+            "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet", "--steps", "2"]
+    if case == "resume-nothing":
+        args.append("--resume")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    expected = {"missing": "not found", "empty": "no images", "unknown-task": "unknown task",
+                "resume-nothing": "nothing to resume"}[case]
+    assert expected in err and "Traceback" not in err
