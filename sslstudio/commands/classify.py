@@ -1,0 +1,181 @@
+"""`sslstudio classify FOLDER --run RUN_DIR --labels labels.csv --method M --out MODEL_DIR`.
+
+Decodes the folder with the app's preprocessing, fits the classifier on the
+labelled subset, prints the honest (cross-validated) evaluation and a method
+recommendation, writes the model folder and MODEL_DIR/predictions.csv (the
+unlabeled images, least confident first: the ones worth labelling next).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+METHOD_CHOICES = ("linear", "partial", "finetune", "scratch", "knn")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", metavar="FOLDER", help="image folder (labelled + unlabeled)")
+    parser.add_argument("--run", required=True, metavar="RUN_DIR",
+                        help="pretraining run folder (backbone.safetensors + backbone.json)")
+    parser.add_argument("--labels", required=True, metavar="CSV",
+                        help="filename,label CSV; paths relative to FOLDER")
+    parser.add_argument("--method", choices=METHOD_CHOICES, default="linear")
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR")
+    parser.add_argument("--size", type=int, help="image size (default: the run's)")
+    parser.add_argument("--epochs", type=int, default=30,
+                        help="partial/finetune/scratch: most epochs (early stopping may stop sooner)")
+    parser.add_argument("--stages", type=int, default=1,
+                        help="partial: how many of the backbone's last stages to train")
+    parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+class LabelsFileError(Exception):
+    pass
+
+
+def read_labels_csv(path: Path, relpaths: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(relpath → label, unmatched file names). Accepts a header row, ';' or tab, './' prefixes."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelsFileError(f"cannot read labels file {path}: {exc}") from exc
+    first = text.split("\n", 1)[0]
+    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+    known = set(relpaths)
+    by_name: dict[str, list[str]] = {}
+    for r in relpaths:
+        by_name.setdefault(r.rsplit("/", 1)[-1], []).append(r)
+    labels, unmatched = {}, []
+    for i, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
+        if len(row) < 2 or not row[0].strip():
+            continue
+        raw, label = row[0].strip().replace("\\", "/"), row[1].strip()
+        while raw.startswith("./"):
+            raw = raw[2:]
+        if i == 0 and raw.lower() in ("filename", "file", "path", "image", "relpath"):
+            continue
+        if not label:
+            continue
+        if raw in known:
+            labels[raw] = label
+        elif len(by_name.get(raw.rsplit("/", 1)[-1], [])) == 1:
+            labels[by_name[raw.rsplit("/", 1)[-1]][0]] = label
+        else:
+            unmatched.append(raw)
+    return labels, unmatched
+
+
+def decode_folder(folder: Path, relpaths: list[str], size: int, progress=None):
+    """uint8 N×S×S×3 of the decodable images, their relpaths, (relpath, reason) of the rest."""
+    import numpy as np
+
+    from sslstudio.data.decode import DecodeError, load_square
+
+    pixels = np.zeros((len(relpaths), size, size, 3), dtype=np.uint8)
+    good, bad = [], []
+    for i, relpath in enumerate(relpaths):
+        try:
+            pixels[len(good)] = load_square(folder / relpath, size)
+            good.append(relpath)
+        except DecodeError as exc:
+            bad.append((relpath, getattr(exc, "reason", str(exc))))
+        if progress is not None:
+            progress(i + 1, len(relpaths))
+    return pixels[:len(good)], good, bad
+
+
+def _run_image_size(run_dir: Path) -> int | None:
+    for name in ("backbone.json", "config.json"):
+        try:
+            config = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for holder in (config, config.get("config") or {}, config.get("backbone") or {}):
+            if isinstance(holder, dict) and isinstance(holder.get("image_size"), int):
+                return holder["image_size"]
+    return None
+
+
+def write_unlabeled_predictions(path: Path, result) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["filename", "label", "confidence", *(f"p_{c}" for c in result.classes)])
+        for p in result.predictions:           # already least confident first
+            writer.writerow([p.id, p.label, f"{p.confidence:.6f}",
+                             *(f"{v:.6f}" for v in p.probabilities)])
+
+
+def run(args: argparse.Namespace) -> int:
+    from sslstudio.commands.predict import ProgressBar
+    from sslstudio.export.model_dir import save_result
+    from sslstudio.export.predict import list_images
+    from sslstudio.train.downstream import (METHOD_GUIDE, ClassifierOptions, fit_classifier,
+                                            recommend_method)
+    from sslstudio.train.downstream.inputs import Cancelled
+    from sslstudio.train.downstream.metrics import format_report
+
+    folder, run_dir, out = Path(args.folder), Path(args.run), Path(args.out)
+    if not folder.is_dir():
+        print(f"error: image folder not found: {folder}", file=sys.stderr)
+        return 2
+    if not (run_dir / "backbone.safetensors").is_file():
+        print(f"error: {run_dir} holds no backbone.safetensors (is it a finished pretraining "
+              f"run?)", file=sys.stderr)
+        return 2
+    size = args.size or _run_image_size(run_dir) or 64
+    relpaths = list_images(folder)
+    try:
+        labels, unmatched = read_labels_csv(Path(args.labels), relpaths)
+    except LabelsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if unmatched:
+        print(f"warning: {len(unmatched)} labelled files not found in {folder}: "
+              f"{', '.join(unmatched[:5])}{' …' if len(unmatched) > 5 else ''}", file=sys.stderr)
+    bar = ProgressBar("decoding")
+    pixels, good, bad = decode_folder(folder, relpaths, size, bar)
+    bar.close()
+    for relpath, reason in bad:
+        print(f"skipped unreadable image {relpath}: {reason}", file=sys.stderr)
+    labels = {r: c for r, c in labels.items() if r in set(good)}
+    options = ClassifierOptions(seed=args.seed, device=args.device, epochs=args.epochs,
+                                trainable_stages=args.stages)
+    bar = ProgressBar(f"fitting ({args.method})")
+    try:
+        result = fit_classifier(run_dir, pixels, labels, args.method, options, ids=good,
+                                progress=bar)
+    except (ValueError, FileNotFoundError) as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        bar.close()
+        print("cancelled", file=sys.stderr)
+        return 130
+    bar.close()
+    save_result(out, result, size)
+    write_unlabeled_predictions(out / "predictions.csv", result)
+
+    metrics = result.metrics
+    print(f"{len(labels)} labels in {len(result.classes)} classes, {len(good)} images; "
+          f"method {args.method}; validation: {metrics['scheme']}")
+    for note in metrics["notes"]:
+        print(f"note: {note}")
+    print(format_report(metrics))
+    if result.misclassified:
+        print(f"misclassified in validation ({len(result.misclassified)}), most confident first:")
+        for m in result.misclassified[:10]:
+            print(f"  {m['id']}: {m['true']} → {m['predicted']} ({m['confidence']:.0%})")
+    method, reason = recommend_method(len(labels), len(result.classes), result.info["device"])
+    print(f"recommended method: {method} — {reason}")
+    if method != args.method:
+        print(f"  ({METHOD_GUIDE[method]})")
+    print(f"model → {out}; {len(result.predictions)} unlabeled predictions → "
+          f"{out / 'predictions.csv'} (least confident first)")
+    return 0

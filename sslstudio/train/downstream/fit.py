@@ -1,0 +1,259 @@
+"""fit_classifier: one entry point for every way of turning labels into a classifier."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sslstudio.train.downstream import knn, linear_probe
+from sslstudio.train.downstream.features import cached_features
+from sslstudio.train.downstream.finetune import TrainSettings, predict_probs, train_with_validation
+from sslstudio.train.downstream.inputs import (CancelFn, ProgressFn, align_labels, as_image_set,
+                                               check_cancel)
+from sslstudio.train.downstream.metrics import classification_report
+from sslstudio.train.downstream.model import ClassifierModel
+from sslstudio.train.downstream.selection import select
+from sslstudio.train.downstream.validation import plan_validation
+
+METHODS = ("linear", "partial", "finetune", "scratch", "knn")
+FEATURE_METHODS = ("linear", "knn")
+
+
+@dataclass
+class ClassifierOptions:
+    seed: int = 0
+    device: str | None = None                 # None: the best available
+    batch_size: int = 64
+    # linear/knn: average features with the mirror image (the model keeps doing so after export)
+    augment_average: bool = False
+    feature_cache_dir: str | None = None      # keep extracted features as .npy here
+    c_grid: tuple[float, ...] = linear_probe.C_GRID
+    k_grid: tuple[int, ...] = knn.K_GRID
+    epochs: int = 30                          # partial / finetune / scratch
+    lr: float = 1e-3
+    backbone_lr_factor: float = 0.1
+    weight_decay: float = 1e-4
+    trainable_stages: int = 1
+    patience: int = 5
+    augment: bool = True
+    # partial/finetune/scratch: False skips the validation folds (no figures, a fixed number
+    # of epochs) — for benchmarks that measure on their own test images.
+    validate: bool = True
+
+
+@dataclass
+class Prediction:
+    id: str
+    label: str
+    confidence: float
+    probabilities: list[float]
+
+
+@dataclass
+class ClassifierResult:
+    model: ClassifierModel
+    classes: list[str]
+    method: str
+    metrics: dict                                   # validation only, never training figures
+    validation_truth: dict[str, str] = field(default_factory=dict)
+    validation_predictions: dict[str, str] = field(default_factory=dict)
+    misclassified: list[dict] = field(default_factory=list)   # most confidently wrong first
+    predictions: list[Prediction] = field(default_factory=list)  # unlabeled, least confident first
+    info: dict = field(default_factory=dict)        # chosen settings, timings, backbone config
+
+
+def pick_device(requested: str | None) -> str:
+    if requested:
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_pretrained(source) -> tuple[nn.Module, dict]:
+    """A Backbone, or a run folder / path stem holding backbone.safetensors + backbone.json."""
+    if isinstance(source, nn.Module):
+        config = getattr(source, "config", None)
+        return source, dict((config() if callable(config) else config) or {})
+    path = Path(source)
+    stem = path / "backbone" if path.is_dir() else path.with_suffix("")
+    if not stem.with_suffix(".safetensors").is_file():
+        raise FileNotFoundError(f"no pretrained backbone in {path} "
+                                f"(expected {stem.with_suffix('.safetensors').name})")
+    from sslstudio.models.io import load_backbone
+
+    backbone, config = load_backbone(stem)
+    config = dict(config or {})
+    run_config = stem.parent / "config.json"
+    if run_config.is_file() and "pretext" not in config:
+        import json
+        try:
+            run = json.loads(run_config.read_text(encoding="utf-8"))
+            task = run.get("task") or run.get("pretext") or run.get("pretext_task")
+            if task:
+                config["pretext"] = task
+        except (OSError, ValueError):
+            pass
+    config.setdefault("source", str(stem))
+    return backbone, config
+
+
+def _reinitialise(module: nn.Module, seed: int) -> nn.Module:
+    """Same architecture, fresh random weights (the from-scratch baseline)."""
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return module
+
+
+def fit_classifier(backbone, images, labels, method: str = "linear",
+                   options: ClassifierOptions | None = None, *, ids=None,
+                   progress: ProgressFn | None = None,
+                   cancel: CancelFn | None = None) -> ClassifierResult:
+    """Fit a classifier from a pretrained backbone and a few labels, validated honestly.
+
+    backbone: a Backbone, or a run folder / path stem with backbone.safetensors.
+    images:   N×S×S×3 uint8 array (with optional ids), a DecodedCache, or
+              (DecodedCache, relpaths).
+    labels:   id → class mapping, or a sequence aligned with the images (None = unlabeled).
+    method:   linear | partial | finetune | scratch | knn.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    opts = options or ClassifierOptions()
+    started = time.perf_counter()
+    backbone, backbone_config = load_pretrained(backbone)
+    image_set = as_image_set(images, ids)
+    per_row = align_labels(image_set, labels)
+    labelled = np.array([i for i, c in enumerate(per_row) if c is not None], dtype=int)
+    classes = sorted({per_row[i] for i in labelled})
+    if len(classes) < 2:
+        raise ValueError(f"a classifier needs labels from at least two classes "
+                         f"(got {len(labelled)} labels in {len(classes)} class)")
+    index = {c: i for i, c in enumerate(classes)}
+    y_idx = np.array([index[per_row[i]] for i in labelled], dtype=np.int64)
+    y_names = [per_row[i] for i in labelled]
+    device = pick_device(opts.device)
+    plan = plan_validation(y_names, seed=opts.seed,
+                           leave_one_out_max=30 if method in FEATURE_METHODS else 0)
+    n_classes = len(classes)
+    if not opts.validate and method not in FEATURE_METHODS:
+        plan.folds = []
+        plan.scheme = "none (validation switched off)"
+    info: dict = {"method": method, "validation": plan.scheme, "n_labels": int(len(labelled)),
+                  "n_images": len(image_set), "device": device}
+
+    needs_features = method in ("linear", "knn", "partial", "finetune")
+    feats = None
+    if needs_features:
+        feats = cached_features(backbone, image_set, cache_dir=opts.feature_cache_dir,
+                                batch_size=opts.batch_size, device=device,
+                                augment_average=opts.augment_average,
+                                progress=progress if method in FEATURE_METHODS else None,
+                                cancel=cancel)
+    check_cancel(cancel)
+    folds = plan.folds
+
+    if method == "linear":
+        x = feats[labelled]
+        if folds:
+            oof = linear_probe.out_of_fold(x, y_idx, folds, n_classes, opts.c_grid, cancel)
+            best_c, honest = select(list(opts.c_grid), oof, y_idx, folds)
+        else:
+            best_c, honest = 1.0, None
+        probe = linear_probe.LinearProbe(best_c, n_classes).fit(x, y_idx)
+        model = ClassifierModel(copy.deepcopy(backbone), probe.torch_head(), "linear",
+                                flip_average=opts.augment_average)
+        info["C"] = best_c
+    elif method == "knn":
+        x = feats[labelled]
+        grid = [k for k in opts.k_grid if k <= len(labelled)] or [1]
+        if folds:
+            oof = [knn.out_of_fold(x, y_idx, folds, n_classes, k) for k in grid]
+            best_k, honest = select(grid, oof, y_idx, folds)
+        else:
+            best_k, honest = min(5, len(labelled)), None
+        model = ClassifierModel(copy.deepcopy(backbone), knn.knn_head(x, y_idx, n_classes, best_k),
+                                "knn", flip_average=opts.augment_average)
+        info["k"] = best_k
+    else:
+        settings = TrainSettings(epochs=opts.epochs, lr=opts.lr,
+                                 backbone_lr_factor=opts.backbone_lr_factor,
+                                 weight_decay=opts.weight_decay,
+                                 trainable_stages=opts.trainable_stages,
+                                 batch_size=opts.batch_size, patience=opts.patience,
+                                 augment=opts.augment, device=device, seed=opts.seed)
+
+        def make_model(train_rows: np.ndarray) -> ClassifierModel:
+            net = copy.deepcopy(backbone)
+            if method == "scratch":
+                _reinitialise(net, opts.seed)
+                width = getattr(backbone, "num_features", None) or _feature_width(net, image_set)
+                return ClassifierModel(net, nn.Linear(width, n_classes))
+            probe = linear_probe.LinearProbe(1.0, n_classes).fit(
+                feats[labelled[train_rows]], y_idx[train_rows])
+            return ClassifierModel(net, probe.torch_head())
+
+        model, honest, epochs, history = train_with_validation(
+            make_model, image_set, labelled, y_idx, n_classes, method, folds, settings,
+            progress=progress, cancel=cancel)
+        info.update(epochs=epochs, validation_curve=history)
+        if not folds:
+            honest = None
+    model = model.cpu().eval()
+    result = ClassifierResult(model=model, classes=classes, method=method, metrics={}, info=info)
+    _fill_validation(result, honest, plan, image_set.ids, labelled, y_idx)
+    check_cancel(cancel)
+
+    unlabeled = np.setdiff1d(np.arange(len(image_set)), labelled)
+    if len(unlabeled):
+        if feats is not None and method in FEATURE_METHODS:
+            with torch.no_grad():
+                probs = model.head(torch.from_numpy(feats[unlabeled])).double()
+                probs = probs.numpy() if method == "knn" else torch.softmax(probs, 1).numpy()
+        else:
+            probs = predict_probs(model, image_set, unlabeled, "cpu")
+        result.predictions = sorted(
+            (Prediction(image_set.ids[r], classes[int(p.argmax())], float(p.max()),
+                        [float(v) for v in p]) for r, p in zip(unlabeled, probs)),
+            key=lambda pr: pr.confidence)
+    info["backbone_config"] = backbone_config
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _feature_width(backbone: nn.Module, image_set) -> int:
+    with torch.no_grad():
+        return int(backbone.eval()(image_set.tensor([0])).shape[1])
+
+
+def _fill_validation(result: ClassifierResult, honest, plan, ids, labelled, y_idx) -> None:
+    classes = result.classes
+    metrics = {"scheme": plan.scheme, "notes": list(plan.notes),
+               "unvalidated_classes": list(plan.unvalidated_classes)}
+    if honest is None or not plan.folds:
+        metrics.update(classification_report([], [], classes))
+        result.metrics = metrics
+        return
+    rows = plan.validated_rows
+    probs = honest[rows]
+    pred = probs.argmax(axis=1)
+    metrics.update(classification_report(y_idx[rows], pred, classes))
+    result.metrics = metrics
+    for r, p, pr in zip(rows, pred, probs):
+        image_id = ids[labelled[r]]
+        result.validation_truth[image_id] = classes[y_idx[r]]
+        result.validation_predictions[image_id] = classes[p]
+        if p != y_idx[r]:
+            result.misclassified.append({"id": image_id, "true": classes[y_idx[r]],
+                                         "predicted": classes[p], "confidence": float(pr.max())})
+    result.misclassified.sort(key=lambda m: -m["confidence"])

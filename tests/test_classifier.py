@@ -1,0 +1,314 @@
+"""The classifier stage: honest validation, linear probe, kNN, fine-tuning, label efficiency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import CLASS_COLORS, draw_toy_image
+from sslstudio.train.downstream import (ClassifierOptions, fit_classifier, label_efficiency,
+                                        recommend_method)
+from sslstudio.train.downstream.finetune import backbone_stages
+from sslstudio.train.downstream.inputs import Cancelled
+from sslstudio.train.downstream.linear_probe import LinearProbe
+from sslstudio.train.downstream.validation import plan_validation
+
+SIZE = 32
+CLASSES = list(CLASS_COLORS)
+
+
+def toy_images(per_class: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """N×32×32×3 uint8 images of the conftest toy classes, and their classes."""
+    rng = np.random.default_rng(seed)
+    images, classes = [], []
+    for cls in CLASSES:
+        for _ in range(per_class):
+            images.append(np.asarray(draw_toy_image(cls, rng, SIZE)))
+            classes.append(cls)
+    return np.stack(images), classes
+
+
+GLYPHS = ("T", "L", "triangle")
+
+
+def glyph_image(cls: str, rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
+    """An upright glyph in a random colour on a random background: only the shape tells the
+    class, and the shape's orientation is what a rotation pretext learns to read."""
+    from PIL import Image, ImageDraw
+
+    bg, fg = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    while np.abs(fg - bg).sum() < 250:
+        fg = rng.integers(0, 256, 3)
+    noise = rng.integers(-15, 15, (size, size, 3))
+    img = Image.fromarray(np.clip(bg + noise, 0, 255).astype(np.uint8))
+    draw, colour = ImageDraw.Draw(img), tuple(int(v) for v in fg)
+    r = int(rng.integers(size // 4, size // 3 + 1))
+    w = max(2, r // 2)
+    cx, cy = (size // 2 + rng.integers(-3, 4, 2)).tolist()
+    if cls == "T":
+        draw.rectangle([cx - r, cy - r, cx + r, cy - r + w], fill=colour)
+        draw.rectangle([cx - w // 2, cy - r, cx + w // 2, cy + r], fill=colour)
+    elif cls == "L":
+        draw.rectangle([cx - r, cy - r, cx - r + w, cy + r], fill=colour)
+        draw.rectangle([cx - r, cy + r - w, cx + r, cy + r], fill=colour)
+    else:
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    return np.asarray(img)
+
+
+def glyph_images(per_class: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    classes = [c for c in GLYPHS for _ in range(per_class)]
+    return np.stack([glyph_image(c, rng) for c in classes]), classes
+
+
+def requires(module: str):
+    """Skip (with the reason) until another engineer's module is in the tree."""
+    return pytest.importorskip(module, reason=f"{module} is not written yet")
+
+
+def new_backbone(seed: int = 0):
+    create_backbone = requires("sslstudio.models.backbones").create_backbone
+
+    torch.manual_seed(seed)
+    return create_backbone("small_cnn", image_size=SIZE)
+
+
+def pretrain_rotation(backbone, images: np.ndarray, max_steps: int = 400, seed: int = 0,
+                      target: float = 0.97):
+    """A brief self-supervised pretraining: predict which of 4 rotations was applied.
+
+    Stops once the pretext is solved (running accuracy ≥ target), so the test does
+    not depend on how fast a particular backbone learns.
+    """
+    torch.manual_seed(seed)
+    head = nn.Linear(backbone.num_features, 4)
+    opt = torch.optim.Adam([*backbone.parameters(), *head.parameters()], lr=1e-3)
+    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    backbone.train()
+    running = 0.25
+    for _ in range(max_steps):
+        x = x_all[torch.randint(0, len(x_all), (32,))]
+        k = torch.randint(0, 4, (len(x),))
+        x = torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k)])
+        out = head(backbone(x))
+        loss = nn.functional.cross_entropy(out, k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running = 0.9 * running + 0.1 * float((out.argmax(1) == k).float().mean())
+        if running >= target:
+            break
+    assert running >= 0.6, "the rotation pretext did not train"
+    return backbone.eval()
+
+
+@pytest.fixture(scope="module")
+def glyphs_pretrained():
+    """Glyph images (30 per class) and a backbone pretrained on them without labels."""
+    images, classes = glyph_images(per_class=30)
+    return images, classes, pretrain_rotation(new_backbone(), images)
+
+
+def make_run(run_dir, backbone, task: str = "rotation"):
+    """A 'pretrained run' folder as the pretraining engine leaves it."""
+    save_backbone = requires("sslstudio.models.io").save_backbone
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_backbone(run_dir / "backbone", backbone,
+                  {"name": "small_cnn", "image_size": SIZE, "task": task})
+    return run_dir
+
+
+def labels_every(classes: list[str], per_class_labelled: int, per_class: int) -> dict[str, str]:
+    return {str(i): c for i, c in enumerate(classes) if i % per_class < per_class_labelled}
+
+
+# ------------------------------------------------------------------ validation plans
+
+def test_validation_plan_never_validates_on_training_rows():
+    y = ["a"] * 12 + ["b"] * 9 + ["c"] * 20
+    plan = plan_validation(y)
+    assert plan.scheme == "stratified 5-fold"
+    seen = np.concatenate([val for _, val in plan.folds])
+    assert sorted(seen.tolist()) == list(range(len(y)))        # each row validated once
+    for train, val in plan.folds:
+        assert not set(train.tolist()) & set(val.tolist())
+
+
+def test_tiny_sets_use_leave_one_out_and_single_label_classes_are_not_validated():
+    y = ["a", "a", "a", "b", "b", "solo"]
+    plan = plan_validation(y)
+    assert plan.scheme == "leave-one-out"
+    assert plan.unvalidated_classes == ["solo"]
+    assert any("solo" in note for note in plan.notes)
+    assert 5 not in plan.validated_rows
+    assert all(5 in train for train, _ in plan.folds)          # still used for training
+    assert plan_validation(["a", "b"]).scheme == "none"
+
+
+# ------------------------------------------------------------------ linear probe
+
+def test_linear_head_reproduces_sklearn_probabilities():
+    rng = np.random.default_rng(0)
+    for n_classes in (2, 4):
+        x = rng.normal(size=(40, 6)) * rng.uniform(0.1, 5, size=6) + rng.normal(size=6)
+        y = rng.integers(0, n_classes, size=40)
+        probe = LinearProbe(1.0, n_classes).fit(x, y)
+        head = probe.torch_head()
+        with torch.no_grad():
+            torch_probs = torch.softmax(head(torch.from_numpy(x).float()), 1).numpy()
+        np.testing.assert_allclose(torch_probs, probe.predict_proba(x), atol=1e-4)
+
+
+def test_linear_probe_on_pretrained_backbone_beats_chance_by_far(glyphs_pretrained):
+    images, classes, backbone = glyphs_pretrained
+    labels = labels_every(classes, 10, 30)
+    result = fit_classifier(backbone, images, labels, "linear")
+    assert result.classes == sorted(GLYPHS)
+    assert result.metrics["scheme"] == "leave-one-out"
+    assert result.metrics["n"] == len(labels)
+    # chance is 0.33; measured with small_cnn after the brief pretraining: 0.47
+    assert result.metrics["accuracy"] >= 0.4
+    truth = {str(i): c for i, c in enumerate(classes)}
+    unlabeled_acc = np.mean([p.label == truth[p.id] for p in result.predictions])
+    assert len(result.predictions) == len(images) - len(labels)
+    assert unlabeled_acc >= 0.4
+    confidences = [p.confidence for p in result.predictions]
+    assert confidences == sorted(confidences)                  # least confident first
+    matrix = np.array(result.metrics["confusion_matrix"])
+    assert matrix.sum() == len(labels) and matrix.shape == (3, 3)
+
+
+def test_random_labels_give_chance_validation_accuracy_not_training_accuracy():
+    images, _ = toy_images(per_class=20)
+    rng = np.random.default_rng(3)
+    random_labels = {str(i): str(rng.integers(0, 3)) for i in range(len(images))}
+    result = fit_classifier(new_backbone(), images, random_labels, "linear",
+                            ClassifierOptions(c_grid=(10.0, 100.0)))
+    # weakly regularised: the probe itself fits its training labels well...
+    probe = LinearProbe(100.0, 3)
+    feats = result.model.backbone(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
+    feats = feats.detach().numpy()
+    y = np.array([int(random_labels[str(i)]) for i in range(len(images))])
+    train_acc = np.mean(probe.fit(feats, y).predict_proba(feats).argmax(1) == y)
+    assert train_acc > 0.7
+    # ...but the reported figure is validation, which sits near chance (1/3)
+    assert result.metrics["balanced_accuracy"] < 0.55
+
+
+def test_single_label_class_is_trained_but_not_validated():
+    images, classes = toy_images(per_class=8)
+    labels = labels_every(classes, 4, 8)
+    labels["23"] = "odd one"                                  # a class with one label
+    result = fit_classifier(new_backbone(), images, labels, "linear")
+    assert "odd one" in result.classes
+    assert result.metrics["unvalidated_classes"] == ["odd one"]
+    assert "23" not in result.validation_truth
+    assert result.metrics["per_class"]["odd one"]["support"] == 0
+    assert any("odd one" in note for note in result.metrics["notes"])
+
+
+def test_fit_from_run_folder_records_the_pretext_task(tmp_path):
+    images, classes = toy_images(per_class=6)
+    run = make_run(tmp_path / "run", new_backbone())
+    result = fit_classifier(run, images, labels_every(classes, 3, 6), "knn")
+    assert result.info["backbone_config"].get("task") == "rotation"
+    assert result.info["k"] >= 1
+    assert result.metrics["accuracy"] is not None
+
+
+def test_missing_run_folder_is_a_clear_error(tmp_path):
+    images, classes = toy_images(per_class=3)
+    with pytest.raises(FileNotFoundError, match="no pretrained backbone"):
+        fit_classifier(tmp_path / "nowhere", images, labels_every(classes, 2, 3), "linear")
+
+
+def test_cancel_stops_fitting():
+    images, classes = toy_images(per_class=4)
+    with pytest.raises(Cancelled):
+        fit_classifier(new_backbone(), images, labels_every(classes, 2, 4), "linear",
+                       cancel=lambda: True)
+
+
+# ------------------------------------------------------------------ network methods
+
+def test_partial_finetuning_trains_only_the_last_stage():
+    images, classes = toy_images(per_class=6)
+    backbone = new_backbone()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    result = fit_classifier(backbone, images, labels_every(classes, 4, 6), "partial",
+                            ClassifierOptions(epochs=2, trainable_stages=1))
+    stages = backbone_stages(result.model.backbone)
+    last = {id(p) for p in stages[-1].parameters()}
+    changed_frozen, changed_last = False, False
+    for name, param in result.model.backbone.named_parameters():
+        moved = not torch.equal(param.detach(), before[name])
+        if id(param) in last:
+            changed_last |= moved
+        else:
+            changed_frozen |= moved
+    assert changed_last and not changed_frozen
+    assert all(torch.equal(v, before[k]) for k, v in backbone.state_dict().items())  # input kept
+    assert result.metrics["scheme"].startswith("stratified")
+
+
+def test_finetune_and_scratch_give_validated_models():
+    images, classes = toy_images(per_class=6)
+    for method in ("finetune", "scratch"):
+        result = fit_classifier(new_backbone(), images, labels_every(classes, 4, 6), method,
+                                ClassifierOptions(epochs=2, patience=1))
+        assert 1 <= result.info["epochs"] <= 2
+        assert result.metrics["n"] == 12
+        assert len(result.predictions) == 6
+        with torch.no_grad():
+            probs = result.model(torch.rand(2, 3, SIZE, SIZE))
+        torch.testing.assert_close(probs.sum(1), torch.ones(2))
+
+
+def test_pretrained_linear_beats_scratch_at_5_labels_per_class(glyphs_pretrained):
+    """Shapes in random colours: 15 labels alone teach a network little; pretraining does.
+
+    Measured with small_cnn: linear 0.48 ± 0.08 vs scratch 0.34 ± 0.02 over three
+    seeds, so a 0.08 margin on the means is a real comparison with some slack.
+    """
+    images, classes, backbone = glyphs_pretrained
+    labels = {str(i): c for i, c in enumerate(classes)}
+    report = label_efficiency(backbone, images, labels, levels=(5,),
+                              methods=("linear", "scratch"), seeds=(0, 1, 2),
+                              options=ClassifierOptions(epochs=15))
+    mean = {row["method"]: row["mean"] for row in report["summary"]}
+    assert len(report["rows"]) == 6 and all(r["n_test"] == 75 for r in report["rows"])
+    assert mean["linear"] > mean["scratch"] + 0.08
+
+
+def test_recommendation_follows_the_number_of_labels():
+    assert recommend_method(60, 3, "cpu")[0] == "linear"
+    assert recommend_method(3000, 10, "cuda")[0] == "partial"
+    assert recommend_method(50000, 10, "cuda")[0] == "finetune"
+    method, reason = recommend_method(40, 4)
+    assert "40 labels" in reason
+
+
+def test_features_are_cached_on_disk_and_reused(tmp_path):
+    from sslstudio.train.downstream import features
+
+    images, classes = toy_images(per_class=4)
+    backbone = new_backbone()
+    labels = labels_every(classes, 2, 4)
+    first = fit_classifier(backbone, images, labels, "knn",
+                           ClassifierOptions(feature_cache_dir=str(tmp_path)))
+    saved = list(tmp_path.glob("features-*.npy"))
+    assert len(saved) == 1 and np.load(saved[0]).shape[0] == len(images)
+    features._MEMORY.clear()
+    calls = []
+    original = features.extract_features
+    features.extract_features = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        second = fit_classifier(backbone, images, labels, "knn",
+                                ClassifierOptions(feature_cache_dir=str(tmp_path)))
+    finally:
+        features.extract_features = original
+    assert calls == []                                        # read from disk, not recomputed
+    assert [p.label for p in second.predictions] == [p.label for p in first.predictions]

@@ -1,0 +1,122 @@
+"""Stand-alone prediction and evaluation from exported files; the preprocessing parity guard."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import write_toy_folder
+from sslstudio.cli import main
+from sslstudio.export.exporters import export_model
+from sslstudio.export.model_dir import ModelFileError
+from sslstudio.export.predict import load_predictor, predict_folder
+from test_classifier import make_run, new_backbone, requires
+
+
+@pytest.fixture(scope="module")
+def classified(tmp_path_factory):
+    """`sslstudio classify` on a folder (40 px images, so resizing really happens), exported."""
+    requires("sslstudio.data.decode")
+    root = tmp_path_factory.mktemp("predict")
+    truth = write_toy_folder(root / "images", per_class=6, size=40, seed=2)
+    (root / "images" / "broken.png").write_bytes(b"\x89PNG not really")
+    labelled = {r: c for i, (r, c) in enumerate(truth.items()) if i % 6 < 3}
+    with open(root / "labels.csv", "w", newline="") as handle:
+        handle.write("filename,label\n")
+        handle.writelines(f"{r},{c}\n" for r, c in labelled.items())
+    make_run(root / "run", new_backbone())
+    rc = main(["classify", str(root / "images"), "--run", str(root / "run"), "--labels",
+               str(root / "labels.csv"), "--method", "linear", "--out", str(root / "model")])
+    assert rc == 0
+    exported = {}
+    for fmt, name in (("torchscript", "m.pt"), ("onnx", "m.onnx"),
+                      ("safetensors", "m.safetensors")):
+        export_model(root / "model", fmt, root / name)
+        exported[fmt] = root / name
+    return root, truth, labelled, exported
+
+
+def test_classify_writes_model_and_least_confident_first_predictions(classified):
+    root, truth, labelled, _ = classified
+    assert (root / "model" / "model.safetensors").is_file()
+    with open(root / "model" / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["filename"] for r in rows} == set(truth) - set(labelled)
+    confidences = [float(r["confidence"]) for r in rows]
+    assert confidences == sorted(confidences)
+    assert list(rows[0]) == ["filename", "label", "confidence", "p_blue", "p_green", "p_red"]
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "safetensors"])
+def test_exported_file_predicts_like_the_app(classified, fmt):
+    """Same labels (and near-equal confidences) as the in-app classifier on the same images."""
+    root, truth, labelled, exported = classified
+    with open(root / "model" / "predictions.csv", newline="") as handle:
+        in_app = {r["filename"]: r for r in csv.DictReader(handle)}
+    result = predict_folder(exported[fmt], root / "images", batch_size=4)
+    outside = {name: (label, conf) for name, label, conf, _ in result.rows}
+    assert set(outside) == set(truth)
+    for name, row in in_app.items():
+        assert outside[name][0] == row["label"]
+        assert abs(outside[name][1] - float(row["confidence"])) < 1e-4
+    assert [name for name, _ in result.bad] == ["broken.png"]
+
+
+def test_predict_cli_writes_csv_and_reports_bad_images(classified, tmp_path, capsys):
+    root, truth, _, exported = classified
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(exported["onnx"]), str(root / "images"), "--csv", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "predicting" in err       # bad file named, progress shown
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(truth)
+    assert all(abs(sum(float(r[f"p_{c}"]) for c in ("blue", "green", "red")) - 1) < 1e-4
+               for r in rows)
+
+
+@pytest.mark.parametrize("name", ["m.pt", "m.onnx", "m.safetensors"])
+def test_corrupted_model_file_is_a_clear_error(classified, tmp_path, capsys, name):
+    root, _, _, exported = classified
+    damaged = tmp_path / name
+    data = (root / name).read_bytes()
+    damaged.write_bytes(data[: len(data) // 3])               # truncated download
+    with pytest.raises(ModelFileError, match=name.replace(".", r"\.")):
+        load_predictor(damaged)
+    assert main(["predict", str(damaged), str(root / "images")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and name in err and "Traceback" not in err
+
+
+def test_evaluate_json_on_an_imagefolder(classified, tmp_path, capsys):
+    root, _, _, exported = classified
+    test = tmp_path / "test"
+    write_toy_folder(test, per_class=4, size=40, seed=9)
+    (test / "unknown_class").mkdir()
+    write_toy_folder(tmp_path / "extra", per_class=1, size=40, seed=3)
+    (tmp_path / "extra" / "red" / "red_000.png").rename(test / "unknown_class" / "x.png")
+    for model in (root / "model", exported["onnx"]):
+        assert main(["evaluate", str(model), str(test), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["n"] == 12
+        assert report["classes"] == ["blue", "green", "red"]
+        assert np.array(report["confusion_matrix"]).sum() == 12
+        assert report["accuracy"] > 0.6
+        assert set(report["per_class"]) == {"blue", "green", "red"}
+        assert report["skipped_unknown_classes"] == {"unknown_class": 1}
+
+
+def test_classify_cli_reports_bad_input_clearly(classified, tmp_path, capsys):
+    root, _, _, _ = classified
+    args = ["classify", str(root / "images"), "--labels", str(root / "labels.csv"),
+            "--out", str(tmp_path / "m")]
+    assert main([*args, "--run", str(tmp_path / "no_run")]) == 2
+    assert "no_run holds no backbone.safetensors" in capsys.readouterr().err
+    one_class = tmp_path / "one.csv"
+    one_class.write_text("filename,label\nred/red_000.png,red\nred/red_001.png,red\n")
+    assert main(["classify", str(root / "images"), "--run", str(root / "run"), "--labels",
+                 str(one_class), "--out", str(tmp_path / "m")]) == 2
+    assert "at least two classes" in capsys.readouterr().err
