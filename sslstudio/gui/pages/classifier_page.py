@@ -1,0 +1,647 @@
+"""Classifier page: choose a method, train it in the background, read honest results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sslstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
+
+METHODS = ("linear", "partial", "finetune", "scratch", "knn")
+METHOD_TITLES = {
+    "linear": "Linear probing",
+    "partial": "Partial fine-tuning",
+    "finetune": "Full fine-tuning",
+    "scratch": "From scratch (baseline)",
+    "knn": "k-nearest neighbours",
+}
+GUIDANCE = {
+    "linear": "Freezes the pretrained backbone and fits a linear classifier on its features. "
+              "Seconds on a CPU; the right choice with up to a few hundred labels.",
+    "partial": "Trains the last stages of the backbone together with the head. "
+               "Worth it with a thousand labels or more.",
+    "finetune": "Trains the whole network from the pretrained weights with a small learning "
+                "rate. For tens of thousands of labels; slow on a CPU.",
+    "scratch": "The same network trained from random weights on your labels only: shows what "
+               "pretraining bought you.",
+    "knn": "Votes of the most similar labelled images in feature space. No training: a quick "
+           "reference.",
+}
+
+
+class ClassifierCore:
+    """The few core calls this page makes, looked up once (the core owns the logic)."""
+
+    @staticmethod
+    def module():
+        from sslstudio.train import classifier
+        return classifier
+
+    @classmethod
+    def recommend(cls, labels: dict[str, str]) -> tuple[str, str]:
+        counts: dict[str, int] = {}
+        for name in labels.values():
+            counts[name] = counts.get(name, 0) + 1
+        n_labels, n_classes = len(labels), len(counts)
+        try:
+            result = cls.module().recommend_method(n_labels, n_classes)
+        except TypeError:
+            result = cls.module().recommend_method(counts)
+        except Exception:  # noqa: BLE001 - fall back to the documented rule of thumb
+            result = "linear" if n_labels < 1000 else "partial" if n_labels < 10_000 \
+                else "finetune"
+        if isinstance(result, tuple):
+            return str(result[0]), str(result[1]) if len(result) > 1 else ""
+        if isinstance(result, dict):
+            return str(result.get("method")), str(result.get("reason", ""))
+        method = getattr(result, "method", result)
+        return str(method), str(getattr(result, "reason", ""))
+
+
+class ClassifierPage(QWidget):
+    title = "Classifier"
+
+    training_finished = Signal(bool)     # True when a model was trained
+    predictions_changed = Signal()
+
+    def __init__(self, ctx, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.worker = None
+        self.cancel_requested = False
+        self.result = None
+        self.report: dict = {}
+        self.predictions: dict[str, tuple[str, float]] = {}
+        self.model_dir: Path | None = None
+        self.last_error = ""
+        self._curve_x: list[float] = []
+        self._curve_y: list[float] = []
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(100)
+        self._progress_timer.timeout.connect(self._poll_progress)
+        self._build()
+        if hasattr(ctx, "project_changed"):
+            ctx.project_changed.connect(self.on_project_changed)
+        if hasattr(ctx, "labels_changed"):
+            ctx.labels_changed.connect(self._labels_changed)
+        self.on_project_changed()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        source_box = QGroupBox("Pretrained backbone")
+        self.run_combo = QComboBox()
+        source_layout = QVBoxLayout(source_box)
+        source_layout.addWidget(self.run_combo)
+        left_layout.addWidget(source_box)
+
+        method_box = QGroupBox("Method")
+        method_layout = QVBoxLayout(method_box)
+        self.method_group = QButtonGroup(self)
+        self.method_buttons: dict[str, QRadioButton] = {}
+        for method in METHODS:
+            button = QRadioButton(METHOD_TITLES[method])
+            button.setToolTip(GUIDANCE[method])
+            button.toggled.connect(lambda on, m=method: on and self._method_changed(m))
+            self.method_group.addButton(button)
+            self.method_buttons[method] = button
+            method_layout.addWidget(button)
+        self.guidance = QLabel("")
+        self.guidance.setWordWrap(True)
+        self.recommendation = QLabel("")
+        self.recommendation.setWordWrap(True)
+        self.recommendation.setStyleSheet("font-style: italic")
+        method_layout.addWidget(self.guidance)
+        method_layout.addWidget(self.recommendation)
+        self.efficiency_check = QCheckBox("Also compare pretrained vs scratch by label count")
+        self.efficiency_check.setToolTip("Label-efficiency chart: accuracy with 1, 5, 10, 25 "
+                                         "labels per class (takes longer)")
+        method_layout.addWidget(self.efficiency_check)
+        left_layout.addWidget(method_box)
+
+        self.labels_summary = QLabel("")
+        self.labels_summary.setWordWrap(True)
+        left_layout.addWidget(self.labels_summary)
+
+        self.train_button = QPushButton("Train classifier")
+        self.train_button.clicked.connect(self.train)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setValue(0)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.cancel_button)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.progress)
+        left_layout.addWidget(self.status_label)
+        self.curve = pg.PlotWidget(title="Training (validation)")
+        self.curve.setBackground(None)
+        self.curve.setMinimumHeight(140)
+        self.curve.showGrid(x=True, y=True, alpha=0.2)
+        self.curve_item = self.curve.plot(pen=pg.mkPen("#1f77b4", width=2))
+        self.curve.hide()
+        left_layout.addWidget(self.curve)
+        left_layout.addStretch(1)
+
+        # results
+        self.figures = QLabel("No classifier yet.")
+        self.figures.setStyleSheet("font-size: 15px")
+        self.figures.setWordWrap(True)
+        self.confusion = ConfusionMatrixView()
+        self.confusion.cell_opened.connect(self._open_cell)
+        self.per_class = QTableWidget(0, 4)
+        self.per_class.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "Labels"])
+        self.per_class.verticalHeader().hide()
+        self.per_class.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.per_class.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        matrix_tab = QWidget()
+        matrix_layout = QHBoxLayout(matrix_tab)
+        matrix_box = QVBoxLayout()
+        matrix_box.addWidget(QLabel("Confusion matrix (validation; click a cell for its images)"))
+        matrix_box.addWidget(self.confusion, 1)
+        matrix_layout.addLayout(matrix_box, 3)
+        matrix_layout.addWidget(self.per_class, 2)
+
+        self.predictions_list = QListWidget()
+        self.predictions_list.setViewMode(QListWidget.IconMode)
+        self.predictions_list.setIconSize(QSize(72, 72))
+        self.predictions_list.setResizeMode(QListWidget.Adjust)
+        self.predictions_list.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.predictions_list.setGridSize(QSize(120, 112))
+        self.predictions_note = QLabel("Unlabelled images, least confident first: "
+                                       "label these next.")
+        predictions_tab = QWidget()
+        predictions_layout = QVBoxLayout(predictions_tab)
+        predictions_layout.addWidget(self.predictions_note)
+        predictions_layout.addWidget(self.predictions_list, 1)
+
+        self.efficiency = pg.PlotWidget(title="Accuracy vs labels per class")
+        self.efficiency.setBackground(None)
+        self.efficiency.addLegend()
+        self.efficiency.showGrid(x=True, y=True, alpha=0.2)
+        self.efficiency.setLabel("bottom", "labels per class")
+        self.efficiency.setLabel("left", "balanced accuracy")
+        self.efficiency.setLogMode(x=True, y=False)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(matrix_tab, "Confusion matrix")
+        self.tabs.addTab(predictions_tab, "Predictions")
+        self.tabs.addTab(self.efficiency, "Label efficiency")
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.figures)
+        right_layout.addWidget(self.tabs, 1)
+
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([380, 900])
+        layout = QHBoxLayout(self)
+        layout.addWidget(split)
+
+    @property
+    def store(self):
+        return getattr(self.ctx, "store", None)
+
+    # ------------------------------------------------------------------ project / labels
+    def on_project_changed(self, *args) -> None:
+        self.run_combo.clear()
+        store = self.store
+        self.train_button.setEnabled(store is not None)
+        if store is None:
+            return
+        from sslstudio.gui.pages.inspect_page import backbone_runs
+
+        for run in backbone_runs(store):
+            config = run.get("config") or {}
+            self.run_combo.addItem(f"{Path(run['path']).name} · {config.get('task', '?')} · "
+                                   f"{config.get('backbone', '?')}", run["path"])
+        self.run_combo.addItem("none (scratch only)", None)
+        self._labels_changed()
+        models = store.models() if hasattr(store, "models") else []
+        if models and not self.report:
+            info = models[-1].get("info") or {}
+            metrics = info.get("metrics") or info.get("report") or {}
+            if metrics.get("confusion_matrix") and metrics.get("classes"):
+                self.confusion.set_matrix(metrics["classes"], metrics["confusion_matrix"])
+                self._show_figures(metrics, info.get("method", ""))
+
+    def refresh_runs(self) -> None:
+        self.on_project_changed()
+
+    def _labels_changed(self, *args) -> None:
+        store = self.store
+        if store is None:
+            return
+        labels = store.labels(present_only=True) if _accepts_present_only(store) \
+            else store.labels()
+        counts: dict[str, int] = {}
+        for name in labels.values():
+            counts[name] = counts.get(name, 0) + 1
+        text = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        self.labels_summary.setText(f"{len(labels)} labels in {len(counts)} classes"
+                                    + (f": {text}" if text else "") + ".")
+        method, reason = ClassifierCore.recommend(labels)
+        if method in self.method_buttons:
+            self.recommended = method
+            self.recommendation.setText(f"Recommended: {METHOD_TITLES[method]}"
+                                        + (f" ({reason})" if reason else "") + ".")
+            if not any(b.isChecked() for b in self.method_buttons.values()):
+                self.method_buttons[method].setChecked(True)
+
+    def _method_changed(self, method: str) -> None:
+        try:
+            from sslstudio.train.classifier import METHOD_GUIDE
+            self.guidance.setText(METHOD_GUIDE.get(method, GUIDANCE[method]))
+        except ImportError:
+            self.guidance.setText(GUIDANCE[method])
+
+    def selected_method(self) -> str:
+        for method, button in self.method_buttons.items():
+            if button.isChecked():
+                return method
+        return "linear"
+
+    def set_method(self, method: str) -> None:
+        self.method_buttons[method].setChecked(True)
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> bool:
+        store = self.store
+        if store is None or self.worker is not None:
+            return False
+        labels = store.labels()
+        if len(set(labels.values())) < 2:
+            self.status_label.setText("Label images of at least two classes first "
+                                      "(Label page, or lasso a cluster on Inspect).")
+            return False
+        method = self.selected_method()
+        run_dir = self.run_combo.currentData()
+        if run_dir is None and method not in ("scratch",):
+            self.status_label.setText(f"{METHOD_TITLES[method]} needs a pretrained backbone: "
+                                      "pretrain first, or choose 'From scratch'.")
+            return False
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        model_dir = Path(store.models_dir) / f"{stamp}-{method}"
+        self.cancel_requested = False
+        self.last_error = ""
+        self.progress.setRange(0, 0)
+        self.status_label.setText(f"Training {METHOD_TITLES[method]}…")
+        self.train_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self._curve_x, self._curve_y = [], []
+        self.curve_item.setData([], [])
+        self.curve.setVisible(method in ("partial", "finetune", "scratch"))
+        job = TrainJob(store, run_dir, method, model_dir, labels,
+                       efficiency=self.efficiency_check.isChecked(),
+                       cancel=lambda: self.cancel_requested)
+        self.job = job
+        self.worker = self.ctx.run_in_background(job.run, on_result=self._on_result,
+                                                 on_error=self._on_error)
+        self._progress_timer.start()
+        return True
+
+    def _poll_progress(self) -> None:
+        """The job records (done, total) in its thread; the UI reads it here, 10 times a second."""
+        job = getattr(self, "job", None)
+        if job is None or self.worker is None:
+            self._progress_timer.stop()
+            return
+        done, total = job.latest
+        if total:
+            self._on_progress(done, total)
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+        self.status_label.setText("Cancelling…")
+        self.cancel_button.setEnabled(False)
+
+    def is_running(self) -> bool:
+        return self.worker is not None
+
+    def _on_progress(self, *args) -> None:
+        # progress may come as (done, total), (done, total, info) or one dict
+        info = args[0] if len(args) == 1 and isinstance(args[0], dict) else {}
+        done, total = (args[0], args[1]) if len(args) >= 2 else \
+            (info.get("done"), info.get("total"))
+        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total:
+            self.progress.setRange(0, int(total))
+            self.progress.setValue(int(done))
+        extra = args[2] if len(args) >= 3 and isinstance(args[2], dict) else info
+        if isinstance(extra, dict):
+            if extra.get("stage"):
+                self.status_label.setText(str(extra["stage"]))
+            value = extra.get("val_accuracy", extra.get("loss"))
+            if isinstance(value, (int, float)):
+                self._curve_x.append(len(self._curve_x) + 1)
+                self._curve_y.append(float(value))
+                self.curve_item.setData(self._curve_x, self._curve_y)
+
+    def _on_error(self, *error) -> None:
+        from sslstudio.gui.pages.pretrain_page import _error_text
+
+        self.worker = None
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        message = _error_text(error)
+        if self.cancel_requested or "cancel" in message.lower():
+            self.status_label.setText("Cancelled: nothing was saved.")
+        else:
+            self.last_error = message
+            self.status_label.setText(f"<b>Training failed:</b> {message}")
+        self.training_finished.emit(False)
+
+    def _on_result(self, outcome: dict) -> None:
+        self.worker = None
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.result = outcome
+        self.report = outcome.get("report") or {}
+        self.model_dir = outcome.get("model_dir")
+        method = outcome.get("method", "")
+        store = self.store
+        if store is not None and self.model_dir is not None:
+            try:
+                store.add_model(self.model_dir, {"method": method, "run": outcome.get("run_dir"),
+                                                 "metrics": _jsonable_report(self.report),
+                                                 "classes": self.report.get("classes")})
+            except Exception:  # noqa: BLE001
+                pass
+        self._show_figures(self.report, method)
+        classes = self.report.get("classes") or sorted(set(outcome.get("truth", {}).values()))
+        self.confusion.set_results(classes, outcome.get("truth", {}), outcome.get("validated", {}))
+        self._fill_per_class(self.report)
+        self.predictions = dict(outcome.get("predictions", {}))
+        self._fill_predictions()
+        if outcome.get("efficiency"):
+            self._draw_efficiency(outcome["efficiency"])
+        try:
+            self.ctx.predictions = dict(self.predictions)
+        except AttributeError:
+            pass
+        for name in ("predictions_changed",):
+            signal = getattr(self.ctx, name, None)
+            if signal is not None and hasattr(signal, "emit"):
+                signal.emit()
+        self.predictions_changed.emit()
+        notes = outcome.get("notes") or []
+        self.status_label.setText(f"Saved to {self.model_dir}." + (
+            "<br>" + "<br>".join(notes) if notes else ""))
+        if hasattr(self.ctx, "status"):
+            try:
+                self.ctx.status("Classifier trained")
+            except Exception:  # noqa: BLE001
+                pass
+        self.training_finished.emit(True)
+
+    # ------------------------------------------------------------------ results
+    def _show_figures(self, report: dict, method: str) -> None:
+        if not report or report.get("accuracy") is None:
+            self.figures.setText(f"{METHOD_TITLES.get(method, method)}: not enough labels to "
+                                 "validate (label at least two images in two classes).")
+            return
+        self.figures.setText(
+            f"<b>{METHOD_TITLES.get(method, method)}</b> — accuracy "
+            f"<b>{report['accuracy']:.1%}</b>, balanced accuracy "
+            f"<b>{report['balanced_accuracy']:.1%}</b> on {report.get('n', '?')} validated "
+            f"labels ({report.get('scheme', 'held-out folds')}; never training accuracy).")
+
+    def _fill_per_class(self, report: dict) -> None:
+        rows = list((report.get("per_class") or {}).items())
+        self.per_class.setRowCount(len(rows))
+        for r, (name, row) in enumerate(rows):
+            values = [name, _pct(row.get("precision")), _pct(row.get("recall")),
+                      str(row.get("support", ""))]
+            for c, text in enumerate(values):
+                self.per_class.setItem(r, c, QTableWidgetItem(text))
+
+    def _fill_predictions(self) -> None:
+        self.predictions_list.clear()
+        store = self.store
+        labelled = set(store.labels()) if store is not None else set()
+        pending = [(r, p) for r, p in self.predictions.items() if r not in labelled]
+        pending.sort(key=lambda item: item[1][1])
+        for relpath, (name, confidence) in pending[:500]:
+            item = QListWidgetItem(f"{name}\n{confidence:.0%}")
+            pixmap = self._thumbnail(relpath)
+            if pixmap is not None:
+                item.setIcon(QIcon(pixmap))
+            item.setToolTip(f"{relpath}: {name} ({confidence:.1%})")
+            item.setData(Qt.UserRole, relpath)
+            self.predictions_list.addItem(item)
+        self.predictions_note.setText(
+            f"{len(pending)} unlabelled images, least confident first: label these next.")
+
+    def least_confident(self) -> list[str]:
+        return [self.predictions_list.item(i).data(Qt.UserRole)
+                for i in range(self.predictions_list.count())]
+
+    def _draw_efficiency(self, efficiency) -> None:
+        self.efficiency.clear()
+        colors = {"pretrained": "#1f77b4", "scratch": "#d62728"}
+        rows = efficiency if isinstance(efficiency, list) else efficiency.get("rows", [])
+        series: dict[str, dict[int, list[float]]] = {}
+        for row in rows:
+            key = "scratch" if "scratch" in str(row.get("method", "")) else "pretrained"
+            value = row.get("balanced_accuracy", row.get("accuracy", row.get("mean")))
+            per_class = row.get("per_class", row.get("labels_per_class"))
+            if value is not None and per_class is not None:
+                series.setdefault(key, {}).setdefault(int(per_class), []).append(float(value))
+        for key, points in series.items():
+            xs = sorted(points)
+            ys = [float(np.mean(points[x])) for x in xs]
+            self.efficiency.plot(xs, ys, pen=pg.mkPen(colors.get(key, "#555"), width=2),
+                                 symbol="o", symbolBrush=colors.get(key, "#555"), name=key)
+
+    def _thumbnail(self, relpath: str) -> QPixmap | None:
+        store = self.store
+        if store is None:
+            return None
+        pixmap = QPixmap(str(Path(store.image_root) / relpath))
+        return None if pixmap.isNull() else pixmap.scaled(72, 72, Qt.KeepAspectRatio,
+                                                          Qt.SmoothTransformation)
+
+    def _open_cell(self, true_class: str, predicted: str, relpaths: list) -> None:
+        """Show the images behind a confusion-matrix cell in a small non-modal window."""
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"True {true_class}, predicted {predicted}: {len(relpaths)} images")
+        images = QListWidget()
+        images.setViewMode(QListWidget.IconMode)
+        images.setIconSize(QSize(96, 96))
+        images.setResizeMode(QListWidget.Adjust)
+        for relpath in relpaths:
+            item = QListWidgetItem(Path(relpath).name)
+            pixmap = self._thumbnail(relpath)
+            if pixmap is not None:
+                item.setIcon(QIcon(pixmap))
+            item.setToolTip(relpath)
+            images.addItem(item)
+        QVBoxLayout(dialog).addWidget(images)
+        dialog.resize(560, 420)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        self.cell_dialog = dialog
+
+
+class TrainJob:
+    """What runs in the worker: fit, evaluate, predict the unlabelled images, save."""
+
+    def __init__(self, store, run_dir, method, model_dir, labels, efficiency=False,
+                 cancel=None) -> None:
+        self.store, self.run_dir, self.method = store, run_dir, method
+        self.model_dir, self.labels = Path(model_dir), dict(labels)
+        self.efficiency, self.cancel = efficiency, cancel
+        self.latest = (0, 0)   # (done, total), written by the worker thread, read by the UI
+
+    def _record(self, done, total) -> None:
+        self.latest = (int(done), int(total))
+
+    def run(self, progress=None) -> dict:
+        progress = progress if callable(progress) else self._record
+        from sslstudio.gui.pages.inspect_page import load_dataset_images
+        from sslstudio.train.classifier import ClassifierOptions, fit_classifier, load_pretrained
+
+        if self.run_dir is not None:
+            backbone, config = load_pretrained(self.run_dir)
+        else:  # scratch without a pretraining run: the small default network
+            from sslstudio.models.backbones import create_backbone
+            backbone, config = create_backbone("small_cnn", image_size=64), {"image_size": 64}
+        size = int(config.get("image_size") or 64)
+        relpaths, images = load_dataset_images(self.store, size)
+        labels = {r: c for r, c in self.labels.items() if r in set(relpaths)}
+        options = ClassifierOptions(feature_cache_dir=str(Path(self.store.cache_dir) / "features"),
+                                    epochs=15 if self.method != "linear" else 30)
+        result = fit_classifier(backbone, images, labels, self.method, options, ids=relpaths,
+                                progress=progress, cancel=self.cancel)
+        self._save(result, config)
+        outcome = {
+            "method": self.method, "run_dir": self.run_dir, "model_dir": self.model_dir,
+            "report": {**result.metrics, "classes": result.classes},
+            "truth": dict(result.validation_truth),
+            "validated": dict(result.validation_predictions),
+            "predictions": {p.id: (p.label, p.confidence) for p in result.predictions},
+            "notes": list(result.metrics.get("notes") or []),
+            "history": result.info.get("validation_curve"),
+        }
+        if self.efficiency and self.run_dir is not None:
+            outcome["efficiency"] = self._label_efficiency(backbone, images, relpaths, labels,
+                                                           progress)
+        return outcome
+
+    def _save(self, result, backbone_config: dict) -> None:
+        """The model folder (model.safetensors + model.json), through the core when it can."""
+        try:
+            from sslstudio.export.model_dir import save_result
+        except ImportError:
+            save_result = None
+        if save_result is not None:
+            save_result(self.model_dir, result, int(backbone_config.get("image_size") or 64))
+            return
+        # fallback: the documented folder layout, written here
+        import json
+
+        from safetensors.torch import save_file
+
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+        save_file(state, str(self.model_dir / "model.safetensors"))
+        info = {"classes": result.classes, "method": result.method,
+                "image_size": int(backbone_config.get("image_size") or 64),
+                "backbone": backbone_config, "metrics": _jsonable_report(result.metrics),
+                "head_kind": getattr(result.model, "head_kind", "linear"),
+                "preprocessing": "RGB, shorter side resized to image_size, centre crop, "
+                                 "float [0,1]; the model normalises inside"}
+        (self.model_dir / "model.json").write_text(json.dumps(info, indent=2, default=str))
+
+    def _label_efficiency(self, backbone, images, relpaths, labels, progress):
+        """Balanced accuracy vs labels per class, pretrained (linear) vs scratch."""
+        try:
+            from sslstudio.train.classifier import label_efficiency
+        except ImportError:
+            label_efficiency = None
+        if label_efficiency is not None:
+            return label_efficiency(backbone, images, labels, ids=relpaths, cancel=self.cancel)
+        from sslstudio.train.classifier import ClassifierOptions, fit_classifier
+
+        rng = np.random.default_rng(0)
+        by_class: dict[str, list[str]] = {}
+        for relpath, name in labels.items():
+            by_class.setdefault(name, []).append(relpath)
+        largest = min(len(v) for v in by_class.values())
+        rows = []
+        for per_class in [n for n in (1, 2, 5, 10, 25) if n < largest] + [largest]:
+            subset = {}
+            for name, members in by_class.items():
+                for relpath in rng.permutation(members)[:per_class]:
+                    subset[str(relpath)] = name
+            for method in ("linear", "scratch"):
+                if self.cancel and self.cancel():
+                    return rows
+                try:
+                    result = fit_classifier(backbone, images, subset, method,
+                                            ClassifierOptions(epochs=8), ids=relpaths,
+                                            cancel=self.cancel)
+                except ValueError:
+                    continue
+                value = result.metrics.get("balanced_accuracy")
+                if value is not None:
+                    rows.append({"method": "scratch" if method == "scratch" else "pretrained",
+                                 "per_class": per_class, "balanced_accuracy": value})
+        return rows
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _jsonable_report(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k in (
+        "n", "accuracy", "balanced_accuracy", "per_class", "confusion_matrix", "classes",
+        "scheme")}
+
+
+def _accepts_present_only(store) -> bool:
+    import inspect
+
+    try:
+        return "present_only" in inspect.signature(store.labels).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,104 @@
+"""Classifier page and the confusion-matrix widget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+
+def test_confusion_matrix_cells_hold_their_images(qtbot):
+    from sslstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
+
+    view = ConfusionMatrixView()
+    qtbot.addWidget(view)
+    truth = {"a1": "cat", "a2": "cat", "a3": "cat", "b1": "dog", "b2": "dog"}
+    predicted = {"a1": "cat", "a2": "dog", "a3": "cat", "b1": "dog", "b2": "dog"}
+    view.set_results(["cat", "dog"], truth, predicted)
+    assert view.count("cat", "cat") == 2 and view.count("cat", "dog") == 1
+    assert view.count("dog", "dog") == 2 and view.count("dog", "cat") == 0
+    assert view.total() == len(truth)
+    with qtbot.waitSignal(view.cell_opened) as blocker:
+        view.cellClicked.emit(0, 1)
+    assert blocker.args == ["cat", "dog", ["a2"]]
+
+
+def pretrained_run(store, image_size: int = 32):
+    """A registered pretraining run folder holding a (randomly initialised) small backbone.
+
+    The classifier page only needs backbone.safetensors; a real pretraining is
+    covered by the pretrain tests and would only slow this one down.
+    """
+    pytest.importorskip("sslstudio.models.io", reason="the backbones are not written yet")
+    import torch
+
+    from sslstudio.models.backbones import create_backbone
+    from sslstudio.models.io import save_backbone
+
+    torch.manual_seed(0)
+    run_dir = store.runs_dir / "fixture-run"
+    run_dir.mkdir(parents=True)
+    backbone = create_backbone("small_cnn", image_size=image_size)
+    save_backbone(run_dir / "backbone", backbone, {"name": "small_cnn",
+                                                   "image_size": image_size})
+    store.add_run("pretrain", run_dir, {"task": "rotation", "backbone": "small_cnn",
+                                        "image_size": image_size}, status="completed")
+    return run_dir
+
+
+def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+
+    store, truth = make_project(tmp_path, toy_folder)
+    pretrained_run(store)
+    # label 5 of the 8 images of each class; the rest are left for predictions
+    labelled = {}
+    for cls in ("red", "green", "blue"):
+        members = sorted(r for r, c in truth.items() if c == cls)
+        labelled.update({r: cls for r in members[:5]})
+    store.set_labels(labelled)
+    ctx = make_context(store)
+    page = ClassifierPage(ctx)
+    qtbot.addWidget(page)
+    assert page.run_combo.currentData() is not None
+    assert page.selected_method() == "linear"  # the recommendation for 15 labels
+    assert "Recommended" in page.recommendation.text()
+    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+        assert page.train()
+    assert blocker.args == [True], page.status_label.text()
+    report = page.report
+    assert report["n"] == len(labelled)  # every label validated once, by a model that never saw it
+    assert page.confusion.total() == len(labelled)
+    assert 0.0 <= report["accuracy"] <= 1.0
+    # predictions for the 9 unlabelled images, least confident first
+    assert len(page.predictions) == len(truth) - len(labelled)
+    confidences = [page.predictions[r][1] for r in page.least_confident()]
+    assert confidences == sorted(confidences)
+    model = store.models()[-1]
+    assert (Path(model["path"]) / "model.safetensors").is_file()
+    assert getattr(ctx, "predictions", page.predictions) == page.predictions
+    store.close()
+
+
+def test_cancel_stops_training_without_a_model(qtbot, tmp_path, toy_folder):
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+
+    store, truth = make_project(tmp_path, toy_folder)
+    pretrained_run(store)
+    store.set_labels(truth)
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    page.set_method("scratch")
+    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+        page.train()
+        page.cancel()
+    assert blocker.args == [False]
+    assert "Cancelled" in page.status_label.text()
+    assert store.models() == []
+    store.close()

@@ -1,0 +1,101 @@
+"""Inspect page and its widgets: previews, embedding map, neighbours, select-and-label."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+
+def clustered_features(per_cluster: int = 20, dim: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 10, size=(3, dim))
+    feats = np.concatenate([c + rng.normal(0, 0.5, size=(per_cluster, dim)) for c in centres])
+    names = [f"c{k}/img{i}.png" for k in range(3) for i in range(per_cluster)]
+    return names, feats.astype(np.float32)
+
+
+def test_map_neighbours_and_box_selection_find_the_cluster(qtbot):
+    from sslstudio.gui.widgets.embedding_map import EmbeddingMap
+
+    names, feats = clustered_features()
+    view = EmbeddingMap()
+    qtbot.addWidget(view)
+    view.resize(500, 400)
+    view.show()
+    view.set_data(names, feats)
+    # the 2-D projection keeps the three clusters apart
+    centres = [view.coords[i * 20:(i + 1) * 20].mean(0) for i in range(3)]
+    spread = max(np.linalg.norm(view.coords[i * 20:(i + 1) * 20] - centres[i], axis=1).max()
+                 for i in range(3))
+    assert min(np.linalg.norm(centres[a] - centres[b]) for a, b in ((0, 1), (0, 2), (1, 2))) \
+        > 2 * spread
+
+    with qtbot.waitSignal(view.neighbours_found) as blocker:
+        found = view.show_neighbours("c1/img3.png", k=5)
+    assert blocker.args[0] == "c1/img3.png"
+    assert [r.split("/")[0] for r, _ in found] == ["c1"] * 5
+
+    # a box drawn around cluster 2 selects exactly its 20 points
+    pts = view.coords[40:60]
+    lo, hi = pts.min(0) - 0.1, pts.max(0) + 0.1
+    box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+    with qtbot.waitSignal(view.selection_changed) as blocker:
+        view._select_shape(box)
+    assert sorted(blocker.args[0]) == sorted(names[40:60])
+
+
+def test_lasso_polygon_is_even_odd():
+    from sslstudio.gui.widgets.embedding_map import points_in_polygon
+
+    square = np.array([[0, 0], [4, 0], [4, 4], [0, 4]], float)
+    points = np.array([[1, 1], [5, 5], [3.9, 0.1], [-0.1, 2]], float)
+    assert points_in_polygon(points, square).tolist() == [True, False, True, False]
+
+
+def test_preview_grid_browses_earlier_steps(qtbot):
+    from sslstudio.gui.widgets.preview_grid import PreviewGrid, PreviewSet
+
+    grid = PreviewGrid()
+    qtbot.addWidget(grid)
+    for step in (10, 20, 30):
+        image = np.full((8, 12, 3), step, np.uint8)
+        grid.add_set(PreviewSet(step, [("input", image), ("output", image)]))
+    assert grid.current_step() == 30 and grid.shown_count() == 2
+    grid.slider.setValue(0)
+    assert grid.current_step() == 10
+    assert "Step 10" in grid.step_label.text()
+
+
+def test_embedding_map_of_the_project_and_label_a_cluster(qtbot, tmp_path, toy_folder):
+    from test_gui_classifier import pretrained_run
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.inspect_page import InspectPage
+
+    store, truth = make_project(tmp_path, toy_folder)
+    pretrained_run(store)
+    ctx = make_context(store)
+    page = InspectPage(ctx)
+    qtbot.addWidget(page)
+    page.resize(1000, 700)
+    page.show()
+    assert page.run_combo.count() == 1
+    with qtbot.waitSignal(page.embedding_ready, timeout=60_000) as blocker:
+        assert page.compute_map()
+    assert blocker.args == [len(truth)]
+    assert sorted(page.map.relpaths) == sorted(truth)
+    if hasattr(ctx, "embeddings"):
+        assert len(ctx.embeddings) == len(truth)
+    # neighbours of an image are listed with thumbnails
+    page.map.show_neighbours(sorted(truth)[0])
+    assert page.neighbours.count() == 9
+    # select five points and label them in one step
+    chosen = [page.map.relpaths.index(r) for r in sorted(truth)[:5]]
+    page.map.select_indices(chosen)
+    page.label_combo.setCurrentText("red")
+    assert page.label_selection() == 5
+    assert {r: store.labels().get(r) for r in sorted(truth)[:5]} == \
+        {r: "red" for r in sorted(truth)[:5]}
+    store.close()

@@ -1,0 +1,191 @@
+"""The Label page with real key presses, checked against the store on disk; and suggest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QItemSelectionModel, Qt  # noqa: E402
+
+from sslstudio.gui.context import AppContext  # noqa: E402
+from sslstudio.gui.pages.label_page import LabelPage, letter_shortcuts  # noqa: E402
+from sslstudio.project import ProjectStore  # noqa: E402
+from sslstudio.project.suggest import (  # noqa: E402
+    k_center_greedy,
+    least_confident,
+    spread_sample,
+    suggest_next,
+)
+
+
+def index_folder(store: ProjectStore) -> None:
+    """Fill the store's index (the real scanner when it is there)."""
+    try:
+        from sslstudio.data.scan import scan_folder
+        scan = scan_folder(store.image_root)
+    except ImportError:
+        from sslstudio.project.store import ImageEntry
+        images = [ImageEntry(p.relative_to(store.image_root).as_posix(), p.stat().st_size,
+                             p.stat().st_mtime_ns)
+                  for p in sorted(store.image_root.rglob("*.png"))]
+        scan = SimpleNamespace(root=store.image_root, images=images, bad=[])
+    store.sync_index(scan)
+
+
+@pytest.fixture
+def page(qtbot, toy_folder, tmp_path):
+    root, _ = toy_folder
+    store = ProjectStore.create(tmp_path / "project", root)
+    index_folder(store)
+    for name in ("red", "green", "blue"):
+        store.add_class(name)
+    ctx = AppContext()
+    ctx.set_store(store)
+    widget = LabelPage(ctx)
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    yield widget
+    ctx.shutdown()
+
+
+def select_rows(page: LabelPage, rows: list[int]) -> list[str]:
+    view, model = page.gallery, page.model
+    view.clearSelection()
+    for row in rows:
+        view.selectionModel().select(model.index(row), QItemSelectionModel.SelectionFlag.Select)
+    view.selectionModel().setCurrentIndex(model.index(rows[-1]),
+                                          QItemSelectionModel.SelectionFlag.NoUpdate)
+    view.setFocus()
+    return [model.relpaths[r] for r in rows]
+
+
+def on_disk(page: LabelPage) -> dict[str, str]:
+    with ProjectStore.open(page.store.project_dir) as fresh:
+        return fresh.labels()
+
+
+def test_keys_label_the_selection_and_undo_redo_persist(page, qtbot):
+    assert page.model.rowCount() == 24
+    chosen = select_rows(page, [0, 1, 2])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_1)
+    assert on_disk(page) == dict.fromkeys(chosen, "red")
+    assert page.model.labels[chosen[0]] == "red"
+    assert "(3)" in page.class_list.item(0).text()     # the per-class count is shown
+
+    qtbot.keyClick(page.gallery, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert on_disk(page) == {}
+    assert chosen[0] not in page.model.labels
+    page.undo_stack.redo()
+    assert on_disk(page) == dict.fromkeys(chosen, "red")
+
+    # letters: "g" is green (only class starting with g); 0 clears
+    one = select_rows(page, [5])
+    qtbot.keyClick(page.gallery, "g")
+    assert on_disk(page)[one[0]] == "green"
+    select_rows(page, [5])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_0)
+    assert one[0] not in on_disk(page)
+    # a key with no class behind it changes nothing
+    select_rows(page, [6])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_7)
+    assert len(on_disk(page)) == 3
+
+
+def test_single_label_advances_to_the_next_image(page, qtbot):
+    select_rows(page, [0])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_2)
+    assert page.gallery.currentIndex().row() == 1
+
+
+def test_rename_merge_delete_and_undo_of_delete(page, qtbot):
+    chosen = select_rows(page, [0, 1])
+    page.assign_class("red")
+    other = select_rows(page, [10])
+    page.assign_class("green")
+
+    assert page.rename_class("red", "circle")
+    assert set(on_disk(page).values()) == {"circle", "green"}
+    assert page.class_names()[0] == "circle"
+
+    assert page.merge_class("green", "circle")
+    disk = on_disk(page)
+    assert disk[other[0]] == "circle" and "green" not in page.store.class_names()
+    page.undo_stack.undo()   # merge undone: green and its label are back
+    assert on_disk(page)[other[0]] == "green"
+    assert "green" in page.store.class_names()
+
+    assert page.delete_class("circle", confirm=False)
+    assert all(r not in on_disk(page) for r in chosen)
+    assert "circle" not in page.store.class_names()
+    page.undo_stack.undo()
+    assert on_disk(page)[chosen[0]] == "circle"
+    assert page.store.class_names()[0] == "circle"   # back in its place
+
+
+def test_filters_and_suggestions(page, qtbot):
+    select_rows(page, [0, 1, 2, 3])
+    page.assign_class("blue")
+    assert page.set_filter("unlabelled")
+    assert page.model.rowCount() == 20
+    assert page.set_filter("class", "blue")
+    assert page.model.rowCount() == 4
+    picked = page.suggest_next()
+    assert len(picked) == 20 and not set(picked) & set(page.labels)   # all unlabelled
+    assert page.model.relpaths == picked
+    # predictions arrive: least-confident filter and suggestions use them
+    predictions = {r: ("red", 0.5 + i / 100) for i, r in enumerate(page.all_relpaths)}
+    page.ctx.predictions = predictions
+    assert page.set_filter("least_confident")
+    assert page.model.relpaths[0] == page.all_relpaths[4]   # first unlabelled, lowest conf
+    assert page.suggest_next()[0] == page.all_relpaths[4]
+
+
+def test_thumbnails_load_in_the_label_gallery(page, qtbot):
+    loader = page.model.loader
+    page.gallery.request_visible()
+    qtbot.waitUntil(lambda: page.model.loader.pixmap(page.model.relpaths[0]) is not None,
+                    timeout=10000)
+    assert loader.loaded > 0
+
+
+# ---------------------------------------------------------------------------- suggest.py
+def test_letter_shortcuts_only_for_unambiguous_letters():
+    assert letter_shortcuts(["cat", "car", "dog"]) == {"d": "dog"}
+
+
+def test_spread_sample_covers_every_slice():
+    relpaths = [f"{folder}/{i:03d}.png" for folder in "abcd" for i in range(50)]
+    picked = spread_sample(relpaths, 4, seed=1)
+    assert sorted(p[0] for p in picked) == ["a", "b", "c", "d"]
+
+
+def test_k_center_picks_one_point_per_cluster():
+    rng = np.random.default_rng(0)
+    centers = np.eye(5, 16) * 10
+    points = np.concatenate([c + rng.normal(0, 0.1, size=(40, 16)) for c in centers])
+    cluster = np.repeat(np.arange(5), 40)
+    picked = k_center_greedy(points, 5, seed=3)
+    assert sorted(cluster[picked]) == [0, 1, 2, 3, 4]
+    # clusters already labelled are not picked again
+    picked = k_center_greedy(points, 3, centers=[0, 40], seed=3)
+    assert sorted(cluster[picked]) == [2, 3, 4]
+
+
+def test_suggest_next_prefers_predictions_then_embeddings():
+    relpaths = [f"{i}.png" for i in range(10)]
+    labels = {"0.png": "a"}
+    preds = {r: ("a", 1.0 - i / 10) for i, r in enumerate(relpaths)}
+    picked, strategy = suggest_next(relpaths, labels, 3, predictions=preds)
+    assert strategy == "least_confident" and picked == ["9.png", "8.png", "7.png"]
+    assert least_confident(preds, 1) == ["9.png"]
+    emb = {r: np.array([float(i), 1.0]) for i, r in enumerate(relpaths)}
+    picked, strategy = suggest_next(relpaths, labels, 2, embeddings=emb)
+    assert strategy == "k_center" and "0.png" not in picked
+    picked, strategy = suggest_next(relpaths, labels, 2)
+    assert strategy == "spread" and len(picked) == 2

@@ -1,0 +1,253 @@
+"""Pretrain page and its widgets: live curves, following a run folder, real runs from the page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+
+# ---------------------------------------------------------------------------- shared helpers
+def make_project(tmp_path: Path, toy_folder):
+    """A real ProjectStore on the toy folder, scanned and indexed (no labels yet)."""
+    pytest.importorskip("sslstudio.data.scan", reason="the data layer is not written yet")
+    from sslstudio.data.scan import scan_folder
+    from sslstudio.project import ProjectStore
+
+    root, truth = toy_folder
+    store = ProjectStore.create(tmp_path / "project", root)
+    store.sync_index(scan_folder(root))
+    return store, truth
+
+
+def make_context(store):
+    """The app's real context with the project open."""
+    pytest.importorskip("sslstudio.gui.context", reason="the GUI shell is not written yet")
+    from sslstudio.gui.context import AppContext
+
+    ctx = AppContext()
+    for name in ("set_store", "open_store", "set_project"):
+        method = getattr(ctx, name, None)
+        if callable(method):
+            method(store)
+            return ctx
+    ctx.store = store
+    ctx.project_changed.emit()
+    return ctx
+
+
+def fast_settings(page, task: str = "rotation", steps_epochs: int = 2) -> None:
+    """Tiny, quick settings for a run on the 24-image toy folder."""
+    page.select_task(task)
+    page.backbone.setCurrentText("small_cnn")
+    page.image_size.setValue(32)
+    page.batch_size.setValue(8)
+    page.budget_kind.setCurrentText("epochs")
+    page.budget_value.setValue(steps_epochs)
+    page.preview_every.setValue(2)
+    index = page.device.findData("cpu")
+    if index >= 0:
+        page.device.setCurrentIndex(index)
+
+
+# ---------------------------------------------------------------------------- widgets
+def step_event(step: int, loss: float) -> dict:
+    return {"kind": "step", "step": step, "time": float(step), "loss": loss,
+            "metrics": {"accuracy": min(1.0, step / 100)}, "lr": 1e-3, "images_per_s": 500.0,
+            "eta_s": 100 - step, "epoch": 0, "memory_mb": 120.0}
+
+
+def test_plots_record_every_event_but_redraw_at_a_bounded_rate(qtbot):
+    from sslstudio.gui.widgets.plots import TrainingPlots, smooth
+
+    plots = TrainingPlots(max_fps=10)
+    qtbot.addWidget(plots)
+    plots.clear()
+    before = plots.redraws
+    for step in range(2000):
+        plots.add_event(step_event(step, 2.0 / (1 + step)))
+    assert plots.redraws == before  # adding events never redraws by itself
+    qtbot.waitUntil(lambda: plots.raw_loss.getData()[0] is not None
+                    and len(plots.raw_loss.getData()[0]) == 2000, timeout=2000)
+    assert plots.redraws - before <= 3
+    x, y = plots.smooth_loss.getData()
+    assert y[-1] < y[10]  # the smoothed loss follows the decreasing raw loss
+    assert "step 1999" in plots.summary.text() and "ETA" in plots.eta.text()
+    s = smooth(__import__("numpy").array([1.0, 1.0, 1.0]))
+    assert abs(s[-1] - 1.0) < 1e-9  # bias-corrected: a constant stays constant
+
+
+def test_run_follower_tails_a_growing_metrics_file(qtbot, tmp_path):
+    from sslstudio.gui.run_bridge import RunFollower
+
+    run = tmp_path / "run"
+    (run / "previews").mkdir(parents=True)
+    log = run / "metrics.jsonl"
+    log.write_text(json.dumps({"kind": "start", "step": 0, "time": 0}) + "\n")
+    follower = RunFollower(run, interval_ms=20)
+    seen: list[dict] = []
+    follower.event.connect(seen.append)
+    follower.start()
+    assert [e["kind"] for e in seen] == ["start"]
+    with open(log, "a") as handle:  # a line written in two halves is read once, whole
+        text = json.dumps(step_event(1, 0.5))
+        handle.write(text[:10])
+        handle.flush()
+        qtbot.wait(60)
+        assert len(seen) == 1
+        handle.write(text[10:] + "\n")
+        handle.write(json.dumps({"kind": "preview", "step": 1, "time": 1,
+                                 "images": [{"title": "t", "path": "previews/p.png"}]}) + "\n")
+    qtbot.waitUntil(lambda: len(seen) == 3, timeout=2000)
+    assert seen[1]["loss"] == 0.5
+    assert Path(seen[2]["images"][0]["path"]).is_absolute()  # resolved against the run folder
+    with qtbot.waitSignal(follower.finished, timeout=2000) as blocker:
+        with open(log, "a") as handle:
+            handle.write(json.dumps({"kind": "end", "step": 1, "time": 2,
+                                     "status": "completed"}) + "\n")
+    assert blocker.args == ["completed"]
+    assert not follower.is_following()
+
+
+# ---------------------------------------------------------------------------- the page, real runs
+@pytest.fixture
+def project(tmp_path, toy_folder):
+    store, truth = make_project(tmp_path, toy_folder)
+    yield store, truth
+    store.close()
+
+
+def wait_for_end(qtbot, page, timeout_ms: int = 60_000) -> str:
+    qtbot.waitUntil(lambda: page.last_status is not None and not page.is_running(),
+                    timeout=timeout_ms)
+    return page.last_status
+
+
+def test_rotation_run_from_the_page_plots_and_previews(qtbot, project):
+    pytest.importorskip("sslstudio.train.pretrain", reason="the engine is not written yet")
+    from sslstudio.gui.pages.inspect_page import InspectPage
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = project
+    ctx = make_context(store)
+    page, inspect = PretrainPage(ctx), InspectPage(ctx)
+    qtbot.addWidget(page)
+    qtbot.addWidget(inspect)
+    fast_settings(page, "rotation", 2)
+    assert page.start_run()
+    assert page.is_running() and not page.start_button.isEnabled()
+    assert wait_for_end(qtbot, page) == "completed", page.last_message
+    qtbot.waitUntil(lambda: page.plots.raw_loss.getData()[0] is not None, timeout=2000)
+    assert page.plots.curves.points >= 2
+    assert len(page.plots.raw_loss.getData()[0]) == page.plots.curves.points
+    # previews from the run reached the Inspect page, as real pictures
+    assert inspect.previews.sets and inspect.previews.shown_count() >= 1
+    # the run is registered, with its final figures, and left a backbone
+    run = store.runs("pretrain")[-1]
+    assert run["status"] == "completed" and run["summary"].get("loss") is not None
+    assert (Path(run["path"]) / "backbone.safetensors").is_file()
+    assert page.run_table.rowCount() == 1 and page.run_table.item(0, 3).text() == "completed"
+    assert page.start_button.isEnabled()
+
+
+def test_stop_ends_the_run_as_stopped(qtbot, project):
+    pytest.importorskip("sslstudio.train.pretrain", reason="the engine is not written yet")
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = project
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    fast_settings(page, "rotation", 500)
+    steps: list[dict] = []
+    page.hub.event.connect(lambda e: e.get("kind") == "step" and steps.append(e))
+    assert page.start_run()
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=30_000)
+    page.pause_run()
+    assert page.resume_button.isEnabled()
+    page.resume_run()
+    page.stop_run()
+    assert wait_for_end(qtbot, page, 30_000) == "stopped"
+    assert store.runs("pretrain")[-1]["status"] == "stopped"
+    assert page.plots.curves.points < 500 * 3  # it did not run the whole budget
+
+
+def test_engine_failure_shows_advice_and_the_app_keeps_running(qtbot, project, monkeypatch):
+    engine = pytest.importorskip("sslstudio.train.pretrain", reason="no engine yet")
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(engine, "run_pretraining", broken)
+    store, _ = project
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    fast_settings(page)
+    assert page.start_run()
+    assert wait_for_end(qtbot, page, 10_000) == "failed"
+    assert not page.error_banner.isHidden()
+    assert "out of memory" in page.error_banner.text()
+    assert "smaller batch" in page.error_banner.text()
+    assert store.runs("pretrain")[-1]["status"] == "failed"
+    assert page.start_button.isEnabled()
+    ticks: list[int] = []  # the event loop still runs timers
+    from PySide6.QtCore import QTimer
+    QTimer.singleShot(10, lambda: ticks.append(1))
+    qtbot.waitUntil(lambda: ticks == [1], timeout=1000)
+
+
+def test_follow_a_run_folder_written_elsewhere(qtbot, project, tmp_path):
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = project
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    run = tmp_path / "cli-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "rotation"}))
+    log = run / "metrics.jsonl"
+    log.write_text("".join(json.dumps(step_event(s, 1.0 / (s + 1))) + "\n" for s in range(5)))
+    assert page.follow_run(run)
+    qtbot.waitUntil(lambda: page.plots.curves.points == 5, timeout=2000)
+    with open(log, "a") as handle:
+        handle.write(json.dumps(step_event(5, 0.1)) + "\n")
+    qtbot.waitUntil(lambda: page.plots.curves.points == 6, timeout=2000)
+    assert not page.follow_run(tmp_path / "not-a-run")
+    assert "not a run folder" in page.error_banner.text()
+
+
+def test_bridge_delivers_events_from_a_training_thread_in_order(qtbot):
+    import threading
+
+    from sslstudio.gui.run_bridge import EventBridge
+
+    bridge = EventBridge(interval_ms=10)
+    got: list[int] = []
+    bridge.event.connect(lambda e: got.append(e["step"]))
+    worker = threading.Thread(target=lambda: [bridge({"kind": "step", "step": i})
+                                              for i in range(500)])
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: len(got) == 500, timeout=2000)
+    assert got == list(range(500))
+
+
+def test_repainting_plots_many_times_does_not_exhaust_none(qtbot):
+    """PySide6 6.12 on Python 3.11 drops a reference to None per null-pointer virtual call;
+    without the guard in plots.py the interpreter aborts after a few thousand repaints."""
+    import sys
+
+    from sslstudio.gui.widgets.plots import TrainingPlots
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(800, 500)
+    plots.show()
+    for step in range(200):
+        plots.add_event(step_event(step, 1.0 / (step + 1)))
+        plots._redraw()
+        plots.view.grab()
+    assert sys.getrefcount(None) > 10**6
