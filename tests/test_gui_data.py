@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401 - a declared test dependency: missing means failure, not a skip
 
 from PIL import Image  # noqa: E402
 
@@ -80,7 +80,6 @@ def window(qtbot):
 
 
 def test_open_folder_fills_the_gallery_and_lists_bad_files(window, qtbot, toy_folder):
-    pytest.importorskip("sslstudio.data.scan")
     root, truth = toy_folder
     (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
     assert window.open_path(root)
@@ -102,7 +101,6 @@ def test_open_folder_fills_the_gallery_and_lists_bad_files(window, qtbot, toy_fo
 
 
 def test_labels_show_as_tags_in_the_data_gallery(window, qtbot, toy_folder):
-    pytest.importorskip("sslstudio.data.scan")
     root, truth = toy_folder
     window.open_path(root)
     page = window.page("Data")

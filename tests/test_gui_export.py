@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401 - a declared test dependency: missing means failure, not a skip
 
 
 def trained_model(store, truth, tmp_path):

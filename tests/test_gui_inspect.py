@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401 - a declared test dependency: missing means failure, not a skip
 
 
 def clustered_features(per_cluster: int = 20, dim: int = 16, seed: int = 0):

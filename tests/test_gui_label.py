@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401 - a declared test dependency: missing means failure, not a skip
 
 from PySide6.QtCore import QItemSelectionModel, Qt  # noqa: E402
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: F401 - a declared test dependency: missing means failure, not a skip
 
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
@@ -124,7 +124,6 @@ def test_opening_a_missing_folder_shows_a_readable_error(window, qtbot, tmp_path
 
 
 def test_gui_sample_creates_the_sample_project(qtbot, monkeypatch):
-    pytest.importorskip("sslstudio.data.sample")
     from sslstudio.commands import gui as gui_command
 
     monkeypatch.setenv("SSLSTUDIO_SAMPLE_PER_CLASS", "3")

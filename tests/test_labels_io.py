@@ -236,7 +236,6 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
 
 
 def test_cli_init_creates_and_indexes(tmp_path, toy_folder, capsys):
-    pytest.importorskip("sslstudio.data.scan")  # init scans with the data layer's scanner
     images, truth = toy_folder
     assert main(["labels", "init", str(tmp_path / "p"), str(images), "--name", "toy"]) == 0
     assert "24 images" in capsys.readouterr().out

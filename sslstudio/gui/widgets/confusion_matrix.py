@@ -59,8 +59,12 @@ class ConfusionMatrixView(QTableWidget):
         self.clear()
         self.setRowCount(n)
         self.setColumnCount(n)
-        self.setHorizontalHeaderLabels([f"→ {c}" for c in self.classes])
+        # Plain names (no arrow) so they fit narrow columns; tooltips say which axis is which.
+        self.setHorizontalHeaderLabels(self.classes)
         self.setVerticalHeaderLabels(self.classes)
+        for i, name in enumerate(self.classes):
+            self.horizontalHeaderItem(i).setToolTip(f"predicted {name}")
+            self.verticalHeaderItem(i).setToolTip(f"true {name}")
         if counts is None:
             counts = [[len(self.cells.get((r, c), [])) for c in range(n)] for r in range(n)]
         for r in range(n):

@@ -102,6 +102,7 @@ class RunCurves:
         self.metrics: dict[str, _Series] = {}
         self.quality: dict[str, _Series] = {}
         self.last_step: dict = {}
+        self.last_quality: dict = {}
 
     def add(self, event: dict) -> bool:
         """Take one event; True when it changed a curve."""
@@ -122,6 +123,7 @@ class RunCurves:
                     self.metrics.setdefault(name, _Series()).add(step, value)
             return True
         if kind == "quality":
+            self.last_quality = event
             for name in ("effective_rank", "knn_accuracy", "feature_std_mean"):
                 if isinstance(event.get(name), (int, float)):
                     self.quality.setdefault(name, _Series()).add(step, event[name])
@@ -155,13 +157,16 @@ class TrainingPlots(QWidget):
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground(None)
         self.loss_plot = self._plot("Loss", row=0, col=0)
-        self.metric_plot = self._plot("Task metric / quality", row=0, col=1, colspan=2)
+        # Task metrics and kNN accuracy share a 0–1 scale; the effective rank (up to the
+        # feature width) gets its own plot so neither squashes the other.
+        self.metric_plot = self._plot("Task metric · kNN accuracy", row=0, col=1)
+        self.rank_plot = self._plot("Effective rank (no labels)", row=0, col=2)
         self.lr_plot = self._plot("Learning rate", row=1, col=0)
         self.speed_plot = self._plot("Images / s", row=1, col=1)
         self.memory_plot = self._plot("Memory (MB)", row=1, col=2)
         self.view.ci.layout.setColumnStretchFactor(0, 2)
         self.view.ci.layout.setColumnStretchFactor(1, 2)
-        self.view.ci.layout.setColumnStretchFactor(2, 1)
+        self.view.ci.layout.setColumnStretchFactor(2, 2)
         self.view.ci.layout.setRowStretchFactor(0, 3)
         self.view.ci.layout.setRowStretchFactor(1, 2)
         self.loss_plot.addLegend(offset=(-5, 5))
@@ -173,6 +178,8 @@ class TrainingPlots(QWidget):
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen("#ff7f0e", width=2))
         self.speed_curve = self.speed_plot.plot(pen=pg.mkPen("#2ca02c", width=2))
         self.memory_curve = self.memory_plot.plot(pen=pg.mkPen("#7f7f7f", width=2))
+        self.rank_curve = self.rank_plot.plot(pen=pg.mkPen("#d62728", width=2), symbol="o",
+                                              symbolSize=5, symbolBrush="#d62728")
         self._metric_items: dict[str, pg.PlotDataItem] = {}
         self._compare_items: list[pg.PlotDataItem] = []
 
@@ -244,7 +251,11 @@ class TrainingPlots(QWidget):
         self.lr_curve.setData(*c.lr.arrays())
         self.speed_curve.setData(*c.speed.arrays())
         self.memory_curve.setData(*c.memory.arrays())
-        series = {**c.metrics, **{f"{k}": v for k, v in c.quality.items()}}
+        if "effective_rank" in c.quality:
+            self.rank_curve.setData(*c.quality["effective_rank"].arrays())
+        else:
+            self.rank_curve.setData([], [])
+        series = {**c.metrics, **{k: v for k, v in c.quality.items() if k == "knn_accuracy"}}
         for i, (name, values) in enumerate(series.items()):
             item = self._metric_items.get(name)
             if item is None:
@@ -282,6 +293,12 @@ class TrainingPlots(QWidget):
             parts.append(f"{last['images_per_s']:.0f} img/s")
         if last.get("memory_mb"):
             parts.append(f"{last['memory_mb']:.0f} MB")
+        quality = self.curves.last_quality
+        if quality.get("knn_accuracy") is not None:
+            parts.append(f"kNN {100 * quality['knn_accuracy']:.0f}%")
+        if quality.get("effective_rank") is not None:
+            dim = quality.get("feature_dim")
+            parts.append(f"rank {quality['effective_rank']:.0f}" + (f"/{dim}" if dim else ""))
         self.summary.setText("   ·   ".join(parts))
         self.eta.setText(f"ETA {format_eta(last.get('eta_s'))}")
 
