@@ -54,7 +54,19 @@ def test_export_onnx_then_try_an_image(qtbot, tmp_path, toy_folder):
     label, confidence = blocker.args
     assert label in classes and 0.0 < confidence <= 1.0
     assert label in page.prediction.text()
+    project_dir = store.project_dir
     store.close()
+
+    # Reopening the project shows the export again, ready to try.
+    from sslstudio.project import ProjectStore
+
+    reopened = ProjectStore.open(project_dir)
+    again = ExportPage(make_context(reopened))
+    qtbot.addWidget(again)
+    assert again.results_table.rowCount() == 1
+    assert again.results_table.item(0, 1).text() == result["path"]
+    assert again.try_model.currentData() == result["path"]
+    reopened.close()
 
 
 def test_trying_a_broken_image_says_why(qtbot, tmp_path, toy_folder):

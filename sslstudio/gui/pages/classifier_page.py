@@ -34,9 +34,11 @@ from PySide6.QtWidgets import (
 
 from sslstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
 
-METHODS = ("linear", "partial", "finetune", "scratch", "knn")
+METHODS = ("linear", "semi", "propagate", "partial", "finetune", "scratch", "knn")
 METHOD_TITLES = {
     "linear": "Linear probing",
+    "semi": "Semi-supervised (uses unlabelled images)",
+    "propagate": "Label propagation",
     "partial": "Partial fine-tuning",
     "finetune": "Full fine-tuning",
     "scratch": "From scratch (baseline)",
@@ -45,6 +47,11 @@ METHOD_TITLES = {
 GUIDANCE = {
     "linear": "Freezes the pretrained backbone and fits a linear classifier on its features. "
               "Seconds on a CPU; the right choice with up to a few hundred labels.",
+    "semi": "Linear probing that also learns from your unlabelled images: confident predictions "
+            "become targets for augmented copies, kept class-balanced. Best with a few labels "
+            "per class; under a minute on a CPU.",
+    "propagate": "Spreads your labels to similar unlabelled images along the nearest-neighbour "
+                 "graph of the features, then fits a linear classifier on all of them. Seconds.",
     "partial": "Trains the last stages of the backbone together with the head. "
                "Worth it with a thousand labels or more.",
     "finetune": "Trains the whole network from the pretrained weights with a small learning "
@@ -190,7 +197,10 @@ class ClassifierPage(QWidget):
         matrix_tab = QWidget()
         matrix_layout = QHBoxLayout(matrix_tab)
         matrix_box = QVBoxLayout()
-        matrix_box.addWidget(QLabel("Confusion matrix (validation; click a cell for its images)"))
+        matrix_caption = QLabel("Confusion matrix on validation images: rows are the true class, "
+                                "columns the predicted one (click a cell for its images)")
+        matrix_caption.setWordWrap(True)
+        matrix_box.addWidget(matrix_caption)
         matrix_box.addWidget(self.confusion, 1)
         matrix_layout.addLayout(matrix_box, 3)
         matrix_layout.addWidget(self.per_class, 2)
@@ -259,6 +269,7 @@ class ClassifierPage(QWidget):
             if metrics.get("confusion_matrix") and metrics.get("classes"):
                 self.confusion.set_matrix(metrics["classes"], metrics["confusion_matrix"])
                 self._show_figures(metrics, info.get("method", ""))
+                self._fill_per_class(metrics)  # reopening shows the whole result, not half
 
     def refresh_runs(self) -> None:
         self.on_project_changed()

@@ -32,6 +32,10 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp)"
 
 
 # ---------------------------------------------------------------------------- core calls
+EXPORTS_SETTING = "exports"      # project setting: the files exported so far
+MAX_REMEMBERED_EXPORTS = 50
+
+
 def export_one(model_dir: str | Path, fmt: str, out_path: str | Path) -> dict:
     """Export through the core; returns {"path", "format", "max_abs_diff", "message"}."""
     try:
@@ -135,7 +139,9 @@ class ExportPage(QWidget):
         self._build()
         if hasattr(ctx, "project_changed"):
             ctx.project_changed.connect(self.refresh_models)
+            ctx.project_changed.connect(self.restore_exports)
         self.refresh_models()
+        self.restore_exports()
 
     def _build(self) -> None:
         source = QGroupBox("Classifier")
@@ -281,6 +287,30 @@ class ExportPage(QWidget):
     def _on_exported(self, results: list[dict]) -> None:
         self.worker = None
         self.export_button.setEnabled(True)
+        self._show_results(results)
+        self.export_status.setText(f"Exported {len(results)} file(s), each verified against "
+                                   f"the model in the app.")
+        store = self.store
+        if store is not None and hasattr(store, "set_setting"):
+            # Remember the exports (newest first, one row per file) so a reopened project shows them.
+            keep = [{k: r.get(k) for k in ("format", "path", "max_abs_diff", "message")}
+                    for r in results]
+            paths = {r["path"] for r in keep}
+            older = [r for r in (store.get_setting(EXPORTS_SETTING) or []) if r.get("path") not in paths]
+            store.set_setting(EXPORTS_SETTING, (keep + older)[:MAX_REMEMBERED_EXPORTS])
+        self.exported.emit(self.results)
+
+    def restore_exports(self) -> None:
+        """Show the exports this project remembers whose files still exist."""
+        store = self.store
+        remembered = store.get_setting(EXPORTS_SETTING) if store is not None and \
+            hasattr(store, "get_setting") else None
+        present = [r for r in (remembered or []) if r.get("path") and Path(r["path"]).exists()]
+        self._show_results(present)
+        if present:
+            self.export_status.setText(f"{len(present)} earlier export(s) of this project.")
+
+    def _show_results(self, results: list[dict]) -> None:
         self.results = list(results)
         self.results_table.setRowCount(len(results))
         self.try_model.clear()
@@ -293,9 +323,6 @@ class ExportPage(QWidget):
                 self.results_table.setItem(row, col, item)
             if info["format"] in ("onnx", "torchscript"):
                 self.try_model.addItem(Path(info["path"]).name, info["path"])
-        self.export_status.setText(f"Exported {len(results)} file(s), each verified against "
-                                   f"the model in the app.")
-        self.exported.emit(self.results)
 
     def _on_export_error(self, *error) -> None:
         from sslstudio.gui.pages.pretrain_page import _error_text
