@@ -422,6 +422,7 @@ class ClassifierPage(QWidget):
         self._fill_per_class(self.report)
         self.predictions = dict(outcome.get("predictions", {}))
         self._fill_predictions()
+        self._show_sample_check()
         if outcome.get("efficiency"):
             self._draw_efficiency(outcome["efficiency"])
         try:
@@ -444,6 +445,41 @@ class ClassifierPage(QWidget):
         self.training_finished.emit(True)
 
     # ------------------------------------------------------------------ results
+    def sample_check(self) -> tuple[int, int] | None:
+        """(right, total) over the unlabelled images whose true label is known.
+
+        Only the built-in sample ships its true labels (a hidden file beside the
+        images); there the demo can show how well a few labels did on thousands of
+        images nobody labelled. Any other folder returns None.
+        """
+        store = self.store
+        if store is None or not self.predictions:
+            return None
+        from sslstudio.data.sample import sample_truth
+
+        try:
+            truth = sample_truth(store.image_root)
+        except (OSError, ValueError, KeyError):  # not the sample, or an odd file
+            return None
+        if not truth:
+            return None
+        labelled = set(store.labels())
+        pairs = [(truth[r], p[0]) for r, p in self.predictions.items()
+                 if r in truth and r not in labelled]
+        if not pairs:
+            return None
+        return sum(t == p for t, p in pairs), len(pairs)
+
+    def _show_sample_check(self) -> None:
+        check = self.sample_check()
+        if check is None:
+            return
+        right, total = check
+        self.figures.setText(
+            self.figures.text() + f"<br><span style='font-size: 13px'>Sample dataset: "
+            f"<b>{right / total:.1%}</b> of the {total:,} images you did not label are "
+            f"predicted right (the sample ships their true labels).</span>")
+
     def _show_figures(self, report: dict, method: str) -> None:
         if not report or report.get("accuracy") is None:
             self.figures.setText(f"{METHOD_TITLES.get(method, method)}: not enough labels to "
