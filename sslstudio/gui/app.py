@@ -9,10 +9,28 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QP
 from PySide6.QtWidgets import QApplication
 
 APP_NAME = "SSL Studio"
+ORGANIZATION = "sslstudio"
+DESKTOP_ID = "org.sslstudio.SSLStudio"  # = sslstudio.resources.APP_ID
 
 
-def app_icon() -> QIcon:
-    """A small drawn icon (four tiles, one highlighted: "few labels"), no resource file needed."""
+def resource_icon() -> QIcon | None:
+    """The icon shipped in sslstudio/resources (PNGs at every size, else the SVG); None if absent."""
+    try:
+        from sslstudio import resources
+    except ImportError:
+        return None
+    icon = QIcon()
+    for png in resources.icon_pngs().values():
+        icon.addFile(str(png))
+    if icon.isNull():
+        svg = resources.icon_svg()
+        if svg is not None:
+            icon.addFile(str(svg))  # needs Qt's SVG icon engine plugin
+    return None if icon.isNull() or not icon.availableSizes() else icon
+
+
+def drawn_icon() -> QIcon:
+    """The same icon drawn with QPainter (four tiles: three labelled, one not), no file needed."""
     icon = QIcon()
     for size in (16, 32, 64, 128, 256):
         pixmap = QPixmap(size, size)
@@ -22,17 +40,23 @@ def app_icon() -> QIcon:
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor("#2d3a4a"))
         painter.drawRoundedRect(QRectF(0, 0, size, size), size * 0.18, size * 0.18)
-        gap, tile = size * 0.1, size * 0.35
+        # the geometry of resources/icons/sslstudio.svg: margin 64, tile 172, gap 40 of 512
+        margin, tile, gap = size * 0.125, size * 0.336, size * 0.078
         colors = ["#4e79a7", "#f28e2b", "#59a14f", "#9aa5b1"]
         for i, color in enumerate(colors):
-            x = gap * 1.5 + (i % 2) * (tile + gap)
-            y = gap * 1.5 + (i // 2) * (tile + gap)
+            x = margin + (i % 2) * (tile + gap)
+            y = margin + (i // 2) * (tile + gap)
             painter.setBrush(QColor(color))
             painter.drawRoundedRect(QRectF(QPointF(x, y), QPointF(x + tile, y + tile)),
                                     size * 0.06, size * 0.06)
         painter.end()
         icon.addPixmap(pixmap)
     return icon
+
+
+def app_icon() -> QIcon:
+    """The application icon: the resource files when installed with them, else the drawn one."""
+    return resource_icon() or drawn_icon()
 
 
 def dark_palette() -> QPalette:
@@ -74,8 +98,9 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
         Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     QCoreApplication.setApplicationName(APP_NAME)
-    QCoreApplication.setOrganizationName("sslstudio")
-    QGuiApplication.setDesktopFileName("sslstudio")
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    # Wayland app id / X11 startup hint: the name of the installed .desktop file
+    QGuiApplication.setDesktopFileName(DESKTOP_ID)
     app = QApplication(list(argv) if argv is not None else sys.argv[:1])
     app.setApplicationDisplayName(APP_NAME)
     app.setWindowIcon(app_icon())

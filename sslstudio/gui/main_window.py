@@ -216,6 +216,9 @@ class MainWindow(QMainWindow):
         for number, title in enumerate(PAGE_TITLES, start=1):
             self._add_action(go_menu, title, lambda t=title: self.show_page(t), f"Alt+{number}")
         help_menu = self.menuBar().addMenu("&Help")
+        self.reset_settings_action = self._add_action(help_menu, "&Reset Settings…",
+                                                      self.reset_settings)
+        help_menu.addSeparator()
         self._add_action(help_menu, "&About SSL Studio", self._about)
 
     def _add_action(self, menu, text, slot, shortcut=None) -> QAction:
@@ -234,6 +237,25 @@ class MainWindow(QMainWindow):
                              lambda p=project_dir: self.open_path(p))
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def reset_settings(self, confirm: bool = True) -> bool:
+        """Forget recent projects and window state (projects on disk stay); True if done."""
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Reset settings",
+                "Forget the recent projects list and the window layout?\n\n"
+                "Projects, runs and models on disk are not touched.\n"
+                f"Settings file: {self.ctx.settings.file}",
+                QMessageBox.StandardButton.Reset | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Reset:
+                return False
+        self.ctx.settings.reset()
+        self.resize(1280, 800)  # what closing will store is the default size again
+        if self.stack.currentWidget() is self.start_screen:
+            self.start_screen.refresh()
+        self.ctx.status("Settings reset")
+        return True
 
     def _about(self) -> None:
         from sslstudio import __version__
