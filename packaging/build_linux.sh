@@ -37,8 +37,11 @@ cuda = torch.version.cuda
 print(f"freezing torch {torch.__version__} ({'CUDA ' + cuda if cuda else 'CPU-only'} build)")
 PYEOF
 
+# CLEAN=0 keeps PyInstaller's cache from the last build (a rebuild is then faster).
+clean=--clean
+[ "${CLEAN:-1}" = 0 ] && clean=
 start=$(date +%s)
-"$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
+"$PY" -m PyInstaller --noconfirm $clean --log-level WARN \
     --workpath "$BUILD_DIR" --distpath "$DIST_DIR" \
     "$ROOT/packaging/sslstudio.spec"
 end=$(date +%s)
