@@ -1,8 +1,17 @@
-"""Label efficiency: accuracy vs labels per class for scratch / linear / finetune / knn.
+"""Label efficiency: accuracy vs labels per class for scratch / linear / finetune / semi / propagate.
 
-  # your data: a folder, its labels CSV, a test folder (one subfolder per class), a run
+  # your data: a folder, its labels CSV, a test folder (one subfolder per class), and a run
+  # (or --pretrain-minutes M: pretrain on FOLDER here with the real engine first)
   python benchmarks/label_efficiency.py --folder IMAGES --labels labels.csv \
       --test TEST_FOLDER --run RUN_DIR [--levels 1,5,10,25] [--seeds 3] [--json out.json]
+
+  # built in: scikit-learn's handwritten digits (8×8 scaled to 32 px, split train/test), or
+  # the app's sample dataset; both pretrain with the real engine on the training images
+  python benchmarks/label_efficiency.py --digits --pretrain-minutes 3 --json digits.json
+  python benchmarks/label_efficiency.py --sample --pretrain-minutes 3 --json sample.json
+
+  # label choice: random draws vs the Label page's suggestions (k-centre / k-means picks)
+  ... --choices random,kcenter,kmeans --choice-methods linear,semi
 
   # quick: generated glyph images, a brief rotation pretraining done here
   python benchmarks/label_efficiency.py --quick [--json out.json]
@@ -28,7 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sslstudio.train.downstream import ClassifierOptions, fit_classifier  # noqa: E402
-from sslstudio.train.downstream.label_efficiency import format_table, label_efficiency  # noqa: E402
+from sslstudio.train.downstream.label_efficiency import (format_markdown, format_table,  # noqa: E402
+                                                        label_efficiency)
 
 
 def decode(folder: Path, relpaths: list[str], size: int) -> np.ndarray:
@@ -119,6 +129,86 @@ def rotation_pretrain(backbone, images: np.ndarray, steps: int, batch: int = 32)
     return step
 
 
+def pretrain_here(folder: Path, out: Path, args) -> Path:
+    """A pretraining run on `folder` with the real engine and a fixed budget; returns the run."""
+    from sslstudio.train.pretrain import PretrainConfig, run_pretraining
+
+    config = PretrainConfig(folder=str(folder), out=str(out), task=args.task,
+                            image_size=args.size or 32, minutes=args.pretrain_minutes,
+                            batch_size=args.pretrain_batch, device="auto", seed=0,
+                            preview_every=0, quality_every=0, checkpoint_every=0,
+                            cache_dir=str(out.parent / "cache"))
+    started = time.perf_counter()
+    summary = run_pretraining(config)
+    print(f"pretraining ({args.task}, {args.pretrain_minutes} min budget): "
+          f"{summary.get('status')}, {summary.get('steps')} steps in "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return out
+
+
+def write_folder(folder: Path, images: np.ndarray, names: list[str]) -> list[str]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    relpaths = []
+    for i, img in enumerate(images):
+        relpath = f"{names[i]}/{i:05d}.png" if names else f"{i:05d}.png"
+        (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / relpath)
+        relpaths.append(relpath)
+    return relpaths
+
+
+def digits_data(args, work: Path) -> tuple:
+    """sklearn's 1,797 handwritten digits, 8×8 → 32 px RGB; a stratified half is the test set."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    size = args.size or 32
+    digits = load_digits()
+    small = (digits.images / 16.0 * 255).clip(0, 255).astype(np.uint8)
+    images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)
+                                  .convert("RGB")) for im in small])
+    names = [str(t) for t in digits.target]
+    train, test = train_test_split(np.arange(len(images)), test_size=0.4, random_state=0,
+                                   stratify=digits.target)
+    return _split_data(args, work, images, names, train, test, "digits")
+
+
+def sample_data(args, work: Path) -> tuple:
+    """The app's sample dataset (`sslstudio sample`), decoded at --size; a stratified 40 % is
+    the test set."""
+    from sklearn.model_selection import train_test_split
+
+    from sslstudio.data.sample import generate_sample_dataset, sample_truth
+
+    dest = work / "sample-source"
+    generate_sample_dataset(dest, n_per_class=args.sample_per_class)
+    truth = sample_truth(dest)
+    relpaths = sorted(truth)
+    images = decode(dest, relpaths, args.size or 32)
+    names = [truth[r] for r in relpaths]
+    train, test = train_test_split(np.arange(len(images)), test_size=0.4, random_state=0,
+                                   stratify=names)
+    return _split_data(args, work, images, names, train, test, "sample")
+
+
+def _split_data(args, work, images, names, train, test, tag) -> tuple:
+    """Pretrain (unlabelled) on the training images only; ids/labels/test labels for the run."""
+    from sslstudio.train.downstream import load_pretrained
+
+    folder = work / f"{tag}-train"
+    write_folder(folder, images[train], [])
+    run = Path(args.run) if args.run else pretrain_here(folder, work / f"{tag}-run", args)
+    backbone, _ = load_pretrained(run)
+    ids = [f"train:{i}" for i in train] + [f"test:{i}" for i in test]
+    pixels = np.concatenate([images[train], images[test]])
+    labels = {f"train:{i}": names[i] for i in train}
+    test_labels = {f"test:{i}": names[i] for i in test}
+    return backbone, pixels, ids, labels, test_labels
+
+
 def quick_data(args) -> tuple:
     from sslstudio.models.backbones import create_backbone
 
@@ -163,40 +253,78 @@ def main(argv=None) -> int:
     parser.add_argument("--test")
     parser.add_argument("--run")
     parser.add_argument("--quick", action="store_true", help="generated data + brief pretraining")
+    parser.add_argument("--digits", action="store_true", help="sklearn digits, pretrained here")
+    parser.add_argument("--sample", action="store_true", help="the sample dataset, pretrained here")
+    parser.add_argument("--sample-per-class", type=int, default=300)
+    parser.add_argument("--pretrain-minutes", type=float, default=3.0,
+                        help="pretraining budget when no --run is given")
+    parser.add_argument("--pretrain-batch", type=int, default=64)
+    parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
+    parser.add_argument("--work", help="folder for generated images and runs (default: a temp dir)")
+    parser.add_argument("--choices", default="random",
+                        help="label choice: random, kcenter, kmeans (comma separated)")
+    parser.add_argument("--choice-methods", default="linear,semi",
+                        help="methods fitted on the suggested (non-random) label choices")
     parser.add_argument("--quick-per-class", type=int, default=60)
     parser.add_argument("--pretrain-steps", type=int, default=300)
     parser.add_argument("--linear-timing", type=int, metavar="N")
     parser.add_argument("--size", type=int)
     parser.add_argument("--levels", default="1,5,10,25")
-    parser.add_argument("--methods", default="scratch,linear,finetune,knn")
+    parser.add_argument("--methods", default="scratch,linear,finetune,semi,propagate")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--json", metavar="OUT")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    machine = f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}"
+    machine = (f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} "
+               f"threads, {__import__('os').cpu_count()} cores, torch {torch.__version__}")
     if args.linear_timing:
         out = linear_timing(args.linear_timing, args.size or 64)
         out["machine"] = machine
         print(json.dumps(out, indent=2))
         return 0
+    import tempfile
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="sslstudio-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     if args.quick:
         backbone, images, ids, labels, test_labels = quick_data(args)
-    elif all((args.folder, args.labels, args.test, args.run)):
+    elif args.digits:
+        backbone, images, ids, labels, test_labels = digits_data(args, work)
+    elif args.sample:
+        backbone, images, ids, labels, test_labels = sample_data(args, work)
+    elif all((args.folder, args.labels, args.test)) and (args.run or args.pretrain_minutes):
+        if not args.run:
+            args.run = str(pretrain_here(Path(args.folder), work / "run", args))
         backbone, images, ids, labels, test_labels = user_data(args)
     else:
-        parser.error("give --quick, --linear-timing N, or all of --folder --labels --test --run")
+        parser.error("give --quick, --digits, --sample, --linear-timing N, or --folder --labels "
+                     "--test with --run or --pretrain-minutes")
     levels = tuple(int(v) for v in args.levels.split(","))
     methods = tuple(args.methods.split(","))
+    choices = tuple(args.choices.split(","))
+    choice_methods = tuple(args.choice_methods.split(","))
     started = time.perf_counter()
     report = label_efficiency(backbone, images, labels, ids=ids, levels=levels, methods=methods,
                               seeds=tuple(range(args.seeds)),
                               options=ClassifierOptions(epochs=args.epochs, device=None),
-                              test_labels=test_labels)
+                              test_labels=test_labels, choices=choices,
+                              choice_methods=choice_methods,
+                              progress=lambda d, t: print(f"  {d}/{t} fits", file=sys.stderr,
+                                                          flush=True))
+    columns = list(methods) + [f"{m} ({c})" for c in choices if c != "random"
+                               for m in choice_methods]
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["machine"] = machine
     report["test_images"] = len(test_labels)
-    print(format_table(report["summary"], methods))
+    report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report["command"] = " ".join(sys.argv)
+    print(format_table(report["summary"], tuple(columns)))
+    print()
+    print(format_markdown(report["summary"], tuple(columns)))
     if report["skipped_levels"]:
         print(f"skipped levels (a class has too few labels): {report['skipped_levels']}")
     print(f"{report['seconds']} s; accuracy on {len(test_labels)} test images")

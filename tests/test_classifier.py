@@ -31,6 +31,7 @@ def toy_images(per_class: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
 
 
 GLYPHS = ("T", "L", "triangle")
+PER_CLASS = 40
 
 
 def glyph_image(cls: str, rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
@@ -76,21 +77,26 @@ def new_backbone(seed: int = 0):
     return create_backbone("small_cnn", image_size=SIZE)
 
 
-def pretrain_rotation(backbone, images: np.ndarray, max_steps: int = 400, seed: int = 0,
-                      target: float = 0.97):
-    """A brief self-supervised pretraining: predict which of 4 rotations was applied.
+def colour_jitter(x: torch.Tensor) -> torch.Tensor:
+    """Shuffle the colour channels and invert half the images: colour is noise here, and a
+    pretext that cannot lean on it has to read the shapes."""
+    perm = torch.stack([torch.randperm(3) for _ in range(len(x))])
+    x = x[torch.arange(len(x))[:, None], perm]
+    return torch.where((torch.rand(len(x)) < 0.5).view(-1, 1, 1, 1), 1 - x, x)
 
-    Stops once the pretext is solved (running accuracy ≥ target), so the test does
-    not depend on how fast a particular backbone learns.
-    """
+
+def pretrain_rotation(backbone, images: np.ndarray, steps: int = 60, seed: int = 0):
+    """A brief self-supervised pretraining: predict which of 4 rotations was applied, on
+    colour-jittered images (without the jitter the features mostly encode colour, and a
+    probe on 5 labels per class was barely better than training from scratch)."""
     torch.manual_seed(seed)
     head = nn.Linear(backbone.num_features, 4)
     opt = torch.optim.Adam([*backbone.parameters(), *head.parameters()], lr=1e-3)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     backbone.train()
     running = 0.25
-    for _ in range(max_steps):
-        x = x_all[torch.randint(0, len(x_all), (32,))]
+    for _ in range(steps):
+        x = colour_jitter(x_all[torch.randint(0, len(x_all), (32,))])
         k = torch.randint(0, 4, (len(x),))
         x = torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k)])
         out = head(backbone(x))
@@ -99,16 +105,14 @@ def pretrain_rotation(backbone, images: np.ndarray, max_steps: int = 400, seed: 
         loss.backward()
         opt.step()
         running = 0.9 * running + 0.1 * float((out.argmax(1) == k).float().mean())
-        if running >= target:
-            break
-    assert running >= 0.6, "the rotation pretext did not train"
+    assert running >= 0.35, "the rotation pretext did not train"     # chance: 0.25
     return backbone.eval()
 
 
 @pytest.fixture(scope="module")
 def glyphs_pretrained():
-    """Glyph images (30 per class) and a backbone pretrained on them without labels."""
-    images, classes = glyph_images(per_class=30)
+    """Glyph images (40 per class) and a backbone pretrained on them without labels."""
+    images, classes = glyph_images(per_class=PER_CLASS)
     return images, classes, pretrain_rotation(new_backbone(), images)
 
 
@@ -164,7 +168,7 @@ def test_linear_head_reproduces_sklearn_probabilities():
 
 def test_linear_probe_on_pretrained_backbone_beats_chance_by_far(glyphs_pretrained):
     images, classes, backbone = glyphs_pretrained
-    labels = labels_every(classes, 10, 30)
+    labels = labels_every(classes, 10, PER_CLASS)
     result = fit_classifier(backbone, images, labels, "linear")
     assert result.classes == sorted(GLYPHS)
     assert result.metrics["scheme"] == "leave-one-out"
@@ -270,8 +274,8 @@ def test_finetune_and_scratch_give_validated_models():
 def test_pretrained_linear_beats_scratch_at_5_labels_per_class(glyphs_pretrained):
     """Shapes in random colours: 15 labels alone teach a network little; pretraining does.
 
-    Measured with small_cnn: linear 0.48 ± 0.08 vs scratch 0.34 ± 0.02 over three
-    seeds, so a 0.08 margin on the means is a real comparison with some slack.
+    Measured with small_cnn (60 colour-jittered rotation steps): linear MEASURED_LINEAR vs
+    scratch MEASURED_SCRATCH over three seeds, so a 0.15 margin on the means leaves real slack.
     """
     images, classes, backbone = glyphs_pretrained
     labels = {str(i): c for i, c in enumerate(classes)}
@@ -279,12 +283,28 @@ def test_pretrained_linear_beats_scratch_at_5_labels_per_class(glyphs_pretrained
                               methods=("linear", "scratch"), seeds=(0, 1, 2),
                               options=ClassifierOptions(epochs=15))
     mean = {row["method"]: row["mean"] for row in report["summary"]}
-    assert len(report["rows"]) == 6 and all(r["n_test"] == 75 for r in report["rows"])
-    assert mean["linear"] > mean["scratch"] + 0.08
+    n_test = len(images) - 5 * len(GLYPHS)
+    assert len(report["rows"]) == 6 and all(r["n_test"] == n_test for r in report["rows"])
+    assert mean["linear"] > mean["scratch"] + 0.15
+
+
+def test_few_label_methods_beat_the_plain_linear_probe(glyphs_pretrained):
+    """With 2 labels per class the unlabelled images carry most of the information.
+
+    Measured: MEASURED_FEW.
+    """
+    images, classes, backbone = glyphs_pretrained
+    labels = {str(i): c for i, c in enumerate(classes)}
+    report = label_efficiency(backbone, images, labels, levels=(2,),
+                              methods=("linear", "semi", "propagate"), seeds=(0, 1, 2))
+    mean = {row["method"]: row["mean"] for row in report["summary"]}
+    assert max(mean["semi"], mean["propagate"]) > mean["linear"] + 0.05
+    assert min(mean["semi"], mean["propagate"]) > 1 / len(GLYPHS) + 0.1
 
 
 def test_recommendation_follows_the_number_of_labels():
-    assert recommend_method(60, 3, "cpu")[0] == "linear"
+    assert recommend_method(60, 3, "cpu")[0] == "semi"          # 20 per class
+    assert recommend_method(600, 3, "cpu")[0] == "linear"
     assert recommend_method(3000, 10, "cuda")[0] == "partial"
     assert recommend_method(50000, 10, "cuda")[0] == "finetune"
     method, reason = recommend_method(40, 4)

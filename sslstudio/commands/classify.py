@@ -15,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-METHOD_CHOICES = ("linear", "partial", "finetune", "scratch", "knn")
+# the same names as sslstudio.train.downstream.METHODS (not imported: parsing stays torch-free)
+METHOD_CHOICES = ("linear", "semi", "propagate", "partial", "finetune", "scratch", "knn")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pretraining run folder (backbone.safetensors + backbone.json)")
     parser.add_argument("--labels", required=True, metavar="CSV",
                         help="filename,label CSV; paths relative to FOLDER")
-    parser.add_argument("--method", choices=METHOD_CHOICES, default="linear")
+    parser.add_argument("--method", choices=METHOD_CHOICES, default="linear",
+                        help="semi / propagate also learn from the unlabelled images in FOLDER "
+                             "(best with few labels); linear is the plain probe")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR")
     parser.add_argument("--size", type=int, help="image size (default: the run's)")
     parser.add_argument("--epochs", type=int, default=30,
                         help="partial/finetune/scratch: most epochs (early stopping may stop sooner)")
     parser.add_argument("--stages", type=int, default=1,
                         help="partial: how many of the backbone's last stages to train")
+    parser.add_argument("--no-flip-average", action="store_true",
+                        help="linear/semi/propagate/knn: do not average features with the mirror "
+                             "image (for classes that are mirror images of each other)")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -145,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped unreadable image {relpath}: {reason}", file=sys.stderr)
     labels = {r: c for r, c in labels.items() if r in set(good)}
     options = ClassifierOptions(seed=args.seed, device=args.device, epochs=args.epochs,
-                                trainable_stages=args.stages)
+                                trainable_stages=args.stages,
+                                augment_average=False if args.no_flip_average else None)
     bar = ProgressBar(f"fitting ({args.method})")
     try:
         result = fit_classifier(run_dir, pixels, labels, args.method, options, ids=good,

@@ -72,6 +72,53 @@ def k_center_greedy(features: np.ndarray, k: int, centers: Sequence[int] = (),
     return chosen
 
 
+def representative_sample(features: np.ndarray, k: int, seed: int = 0,
+                          iterations: int = 20) -> list[int]:
+    """k rows, one per cluster of a k-means on the L2-normalised features: the member nearest
+    its cluster's centre (a typical image, not an outlier).
+
+    With nothing labelled yet, a few labels placed on the typical images of the
+    data's main groups teach more than k-centre's picks, which favour outliers
+    (what the benchmark measures: docs/benchmarks-classifier.md).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must be N×D, got shape {x.shape}")
+    n = len(x)
+    k = min(int(k), n)
+    if k <= 0:
+        return []
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    rng = np.random.default_rng(seed)
+    # k-means++ seeding, then Lloyd iterations
+    centres = [x[int(rng.integers(n))]]
+    d2 = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = d2.sum()
+        i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
+        centres.append(x[i])
+        d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(1))
+    c = np.stack(centres)
+    for _ in range(iterations):
+        assign = np.argmin((x * x).sum(1)[:, None] - 2 * x @ c.T + (c * c).sum(1)[None], axis=1)
+        for j in range(k):
+            members = assign == j
+            if members.any():
+                c[j] = x[members].mean(0)
+    dist = (x * x).sum(1)[:, None] - 2 * x @ c.T + (c * c).sum(1)[None]
+    assign = np.argmin(dist, axis=1)
+    chosen: list[int] = []
+    for j in range(k):
+        members = np.flatnonzero(assign == j)
+        if len(members):
+            chosen.append(int(members[np.argmin(dist[members, j])]))
+    taken = set(chosen)
+    # empty clusters: fill up with the rows farthest from every chosen one
+    if len(chosen) < k:
+        chosen += [i for i in k_center_greedy(x, k - len(chosen), chosen, seed) if i not in taken]
+    return chosen[:k]
+
+
 def least_confident(predictions: Mapping[str, tuple[str, float]], k: int,
                     candidates: Sequence[str] | None = None) -> list[str]:
     """The k candidates whose predicted class has the lowest confidence."""

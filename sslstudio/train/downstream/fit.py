@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from sslstudio.train.downstream import knn, linear_probe
+from sslstudio.train.downstream import knn, linear_probe, propagate, semi
 from sslstudio.train.downstream.features import cached_features
 from sslstudio.train.downstream.finetune import TrainSettings, predict_probs, train_with_validation
 from sslstudio.train.downstream.inputs import (CancelFn, ProgressFn, align_labels, as_image_set,
@@ -21,8 +21,11 @@ from sslstudio.train.downstream.model import ClassifierModel
 from sslstudio.train.downstream.selection import select
 from sslstudio.train.downstream.validation import plan_validation
 
-METHODS = ("linear", "partial", "finetune", "scratch", "knn")
-FEATURE_METHODS = ("linear", "knn")
+METHODS = ("linear", "semi", "propagate", "partial", "finetune", "scratch", "knn")
+FEATURE_METHODS = ("linear", "knn", "semi", "propagate")
+# methods that also learn from the unlabelled images (their validation reruns the whole fit
+# per fold, so they use k-fold rather than leave-one-out)
+TRANSDUCTIVE_METHODS = ("semi", "propagate")
 
 
 @dataclass
@@ -30,8 +33,10 @@ class ClassifierOptions:
     seed: int = 0
     device: str | None = None                 # None: the best available
     batch_size: int = 64
-    # linear/knn: average features with the mirror image (the model keeps doing so after export)
-    augment_average: bool = False
+    # feature methods: average features with the mirror image (the model keeps doing so after
+    # export); None = the default (on). Off for classes that are mirror images of each other
+    # (b / d, left / right arrows).
+    augment_average: bool | None = None
     feature_cache_dir: str | None = None      # keep extracted features as .npy here
     c_grid: tuple[float, ...] = linear_probe.C_GRID
     k_grid: tuple[int, ...] = knn.K_GRID
@@ -45,6 +50,12 @@ class ClassifierOptions:
     # partial/finetune/scratch: False skips the validation folds (no figures, a fixed number
     # of epochs) — for benchmarks that measure on their own test images.
     validate: bool = True
+    # False: skip predicting the unlabelled images (result.predictions stays empty) — for
+    # benchmarks that score the model on their own test images
+    predict_unlabelled: bool = True
+    semi: semi.SemiSettings = field(default_factory=semi.SemiSettings)
+    propagation: propagate.PropagationSettings = field(
+        default_factory=propagate.PropagationSettings)
 
 
 @dataclass
@@ -125,7 +136,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     images:   N×S×S×3 uint8 array (with optional ids), a DecodedCache, or
               (DecodedCache, relpaths).
     labels:   id → class mapping, or a sequence aligned with the images (None = unlabeled).
-    method:   linear | partial | finetune | scratch | knn.
+    method:   linear | semi | propagate | partial | finetune | scratch | knn.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -143,22 +154,28 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     y_idx = np.array([index[per_row[i]] for i in labelled], dtype=np.int64)
     y_names = [per_row[i] for i in labelled]
     device = pick_device(opts.device)
-    plan = plan_validation(y_names, seed=opts.seed,
-                           leave_one_out_max=30 if method in FEATURE_METHODS else 0)
+    loo_max = 30 if method in FEATURE_METHODS and method not in TRANSDUCTIVE_METHODS else 0
+    plan = plan_validation(y_names, seed=opts.seed, leave_one_out_max=loo_max)
     n_classes = len(classes)
-    if not opts.validate and method not in FEATURE_METHODS:
+    if not opts.validate and (method not in FEATURE_METHODS or method in TRANSDUCTIVE_METHODS):
         plan.folds = []
         plan.scheme = "none (validation switched off)"
     info: dict = {"method": method, "validation": plan.scheme, "n_labels": int(len(labelled)),
                   "n_images": len(image_set), "device": device}
 
-    needs_features = method in ("linear", "knn", "partial", "finetune")
+    needs_features = method != "scratch"
+    # mirror-averaged features measured better for every feature method with few labels
+    # (docs/benchmarks-classifier.md); switch off for classes that are mirror images of each other
+    flip = opts.augment_average if opts.augment_average is not None else True
+    if method not in FEATURE_METHODS:
+        flip = False                     # partial/finetune start from a probe on plain features
     feats = None
+    stages = _Stages(progress, 3 if method == "semi" else 2)
     if needs_features:
         feats = cached_features(backbone, image_set, cache_dir=opts.feature_cache_dir,
                                 batch_size=opts.batch_size, device=device,
-                                augment_average=opts.augment_average,
-                                progress=progress if method in FEATURE_METHODS else None,
+                                augment_average=flip,
+                                progress=stages.stage(0) if method in FEATURE_METHODS else None,
                                 cancel=cancel)
     check_cancel(cancel)
     folds = plan.folds
@@ -172,8 +189,41 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
             best_c, honest = 1.0, None
         probe = linear_probe.LinearProbe(best_c, n_classes).fit(x, y_idx)
         model = ClassifierModel(copy.deepcopy(backbone), probe.torch_head(), "linear",
-                                flip_average=opts.augment_average)
+                                flip_average=flip)
         info["C"] = best_c
+    elif method == "semi":
+        settings = replace(opts.semi, seed=opts.seed)
+        strong = None
+        if settings.strong_views > 0:
+            strong = semi.strong_view_features(backbone, image_set, settings.strong_views,
+                                               seed=0, batch_size=opts.batch_size,
+                                               device=device, progress=stages.stage(1),
+                                               cancel=cancel)
+        tick = stages.stage(2)
+        honest = None
+        if folds:
+            honest = semi.out_of_fold(feats, strong, labelled, y_idx, folds, n_classes,
+                                      settings, cancel)
+        tick(len(folds), len(folds) + 1)
+        head = semi.SemiHead(n_classes, settings).fit(feats, strong, labelled, y_idx, cancel)
+        tick(1, 1)
+        model = ClassifierModel(copy.deepcopy(backbone), head.torch_head(), "linear",
+                                flip_average=flip)
+        info.update(head.info, threshold=settings.threshold, strong_views=settings.strong_views)
+    elif method == "propagate":
+        settings = opts.propagation
+        tick = stages.stage(1)
+        honest = None
+        if folds:
+            honest = propagate.out_of_fold(feats, labelled, y_idx, folds, n_classes, settings,
+                                           cancel)
+        tick(len(folds), len(folds) + 1)
+        probe, scores = propagate.fit_head(feats, labelled, y_idx, n_classes, settings, cancel)
+        tick(1, 1)
+        model = ClassifierModel(copy.deepcopy(backbone), probe.torch_head(), "linear",
+                                flip_average=flip)
+        info.update(k=settings.k, alpha=settings.alpha,
+                    mean_certainty=round(float(propagate.certainty(scores).mean()), 3))
     elif method == "knn":
         x = feats[labelled]
         grid = [k for k in opts.k_grid if k <= len(labelled)] or [1]
@@ -183,7 +233,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
         else:
             best_k, honest = min(5, len(labelled)), None
         model = ClassifierModel(copy.deepcopy(backbone), knn.knn_head(x, y_idx, n_classes, best_k),
-                                "knn", flip_average=opts.augment_average)
+                                "knn", flip_average=flip)
         info["k"] = best_k
     else:
         settings = TrainSettings(epochs=opts.epochs, lr=opts.lr,
@@ -215,7 +265,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     check_cancel(cancel)
 
     unlabeled = np.setdiff1d(np.arange(len(image_set)), labelled)
-    if len(unlabeled):
+    if len(unlabeled) and opts.predict_unlabelled:
         if feats is not None and method in FEATURE_METHODS:
             with torch.no_grad():
                 probs = model.head(torch.from_numpy(feats[unlabeled])).double()
@@ -229,6 +279,20 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     info["backbone_config"] = backbone_config
     info["seconds"] = round(time.perf_counter() - started, 3)
     return result
+
+
+class _Stages:
+    """One progress bar over several stages of a fit: stage(i) gives stage i's callback."""
+
+    def __init__(self, progress: ProgressFn | None, n: int, scale: int = 1000) -> None:
+        self.progress, self.n, self.scale = progress, n, scale
+
+    def stage(self, i: int):
+        def report(done: int, total: int) -> None:
+            if self.progress is not None and total > 0:
+                self.progress(int(self.scale * (i + min(1.0, done / total))),
+                              self.scale * self.n)
+        return report
 
 
 def _feature_width(backbone: nn.Module, image_set) -> int:

@@ -1,8 +1,22 @@
 """Accuracy against the number of labels: what pretraining buys at 1, 5, 10, 25 labels per class.
 
-For each seed and labels-per-class level, that many labels per class are drawn
-from the user's labels; each method is fitted on them alone and scored on the
-rest of the labels (or on a separate test set when one is given).
+For each seed and labels-per-class level, a set of labels is chosen from the
+user's labels — the same set for every method — and each method is fitted on
+it alone. Scoring:
+
+* with `test_labels` (a separate test set among the images): the test images
+  are held out of the fit entirely (not even as unlabelled images for the
+  semi-supervised methods) and scored with the fitted model — an inductive,
+  honest figure;
+* without: the fit sees every image, and the labelled images not chosen are
+  scored (for semi / propagate they took part as unlabelled images, which is
+  how they are used in the app).
+
+Label choice: "random" draws `level` labels of every class; the suggestion
+strategies ("kcenter", "kmeans", see project/suggest.py) pick `level × classes`
+images from the pretrained embedding without looking at the labels — what a user
+following the Label page's suggestions would label — so some classes may get
+more labels than others, or none.
 """
 
 from __future__ import annotations
@@ -11,14 +25,18 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import torch
 
-from sslstudio.train.downstream.fit import ClassifierOptions, fit_classifier, load_pretrained
-from sslstudio.train.downstream.inputs import (CancelFn, ProgressFn, align_labels, as_image_set,
-                                               check_cancel)
+from sslstudio.train.downstream.features import cached_features
+from sslstudio.train.downstream.fit import (FEATURE_METHODS, ClassifierOptions, fit_classifier,
+                                            load_pretrained, pick_device)
+from sslstudio.train.downstream.inputs import (CancelFn, ImageSet, ProgressFn, align_labels,
+                                               as_image_set, check_cancel)
 from sslstudio.train.downstream.selection import balanced_accuracy
 
 DEFAULT_LEVELS = (1, 5, 10, 25)
 DEFAULT_METHODS = ("linear", "scratch")
+CHOICES = ("random", "kcenter", "kmeans")
 
 
 def _draw(labels: dict[str, str], per_class: int, seed: int) -> dict[str, str] | None:
@@ -36,54 +54,132 @@ def _draw(labels: dict[str, str], per_class: int, seed: int) -> dict[str, str] |
     return chosen
 
 
+def _suggested(labels: dict[str, str], embedding: dict[str, np.ndarray], budget: int,
+               strategy: str, seed: int) -> dict[str, str] | None:
+    """`budget` images of the labelled pool picked by a suggestion strategy, with their labels."""
+    from sslstudio.project.suggest import k_center_greedy, representative_sample
+
+    pool = sorted(i for i in labels if i in embedding)
+    if budget >= len(pool):
+        return None
+    x = np.stack([embedding[i] for i in pool])
+    rows = (k_center_greedy(x, budget, seed=seed) if strategy == "kcenter"
+            else representative_sample(x, budget, seed=seed))
+    chosen = {pool[r]: labels[pool[r]] for r in rows}
+    return chosen if len(set(chosen.values())) >= 2 else None
+
+
+def _subset(image_set: ImageSet, positions: np.ndarray) -> ImageSet:
+    return ImageSet(image_set.pixels, [image_set.ids[i] for i in positions],
+                    image_set.rows[positions])
+
+
+def _test_probs(result, backbone, test_set: ImageSet, options: ClassifierOptions) -> np.ndarray:
+    """Class probabilities of the fitted model on the test images (cached features where the
+    backbone is the frozen pretrained one)."""
+    from sslstudio.train.downstream.finetune import predict_probs
+
+    model = result.model
+    if result.method in FEATURE_METHODS:
+        feats = cached_features(backbone, test_set, batch_size=options.batch_size,
+                                device=pick_device(options.device),
+                                augment_average=bool(model.flip_average))
+        with torch.no_grad():
+            out = model.head(torch.from_numpy(feats)).double()
+        return out.numpy() if model.head_kind == "knn" else torch.softmax(out, 1).numpy()
+    return predict_probs(model, test_set, np.arange(len(test_set)),
+                         pick_device(options.device))
+
+
 def label_efficiency(backbone, images, labels, *, ids=None, levels=DEFAULT_LEVELS,
                      methods=DEFAULT_METHODS, seeds=(0, 1, 2),
                      options: ClassifierOptions | None = None,
                      test_labels: dict[str, str] | None = None,
+                     choices: tuple[str, ...] = ("random",),
+                     choice_methods: tuple[str, ...] | None = None,
                      progress: ProgressFn | None = None,
                      cancel: CancelFn | None = None) -> dict:
-    """{"rows": one per (method, level, seed), "summary": mean ± std per (method, level),
-    "skipped": levels some class has too few labels for}.
+    """{"rows": one per (method, choice, level, seed), "summary": mean ± std per (method, choice,
+    level), "skipped_levels": levels some class has too few labels for}.
 
     test_labels: id → class of images (among `images`) to score on instead of
-    the held-out rest of `labels`; they are never used for training.
+    the held-out rest of `labels`; they are never used for fitting.
+    choices: label-choice strategies (CHOICES); the non-random ones are run for
+    `choice_methods` (default: all methods). In the summary a method fitted on
+    suggested labels is named "METHOD (STRATEGY)".
     """
     backbone, _ = load_pretrained(backbone)
     image_set = as_image_set(images, ids)
     per_row = align_labels(image_set, labels)
     pool = {i: c for i, c in zip(image_set.ids, per_row) if c is not None}
+    fit_set, test_set, test_truth = image_set, None, None
     if test_labels:
         pool = {i: c for i, c in pool.items() if i not in test_labels}
-    base = replace(options or ClassifierOptions(), validate=False)
-    rows, skipped = [], []
-    total = len(levels) * len(methods) * len(seeds)
-    done = 0
+        is_test = np.array([i in test_labels for i in image_set.ids])
+        fit_set = _subset(image_set, np.flatnonzero(~is_test))
+        test_set = _subset(image_set, np.flatnonzero(is_test))
+        test_truth = np.array([test_labels[i] for i in test_set.ids], dtype=object)
+    base = replace(options or ClassifierOptions(), validate=False,
+                   predict_unlabelled=test_set is None)
+    unknown = [c for c in choices if c not in CHOICES]
+    if unknown:
+        raise ValueError(f"unknown label choice {unknown[0]!r}; choose from {', '.join(CHOICES)}")
+    embedding = None
+    if any(c != "random" for c in choices):
+        from sslstudio.train.downstream.propagate import embed
+
+        feats = cached_features(backbone, fit_set, batch_size=base.batch_size,
+                                device=pick_device(base.device), cancel=cancel)
+        z = embed(feats)
+        embedding = {i: z[r] for r, i in enumerate(fit_set.ids)}
+    n_classes = len(set(pool.values()))
+    plan = []
     for level in levels:
         for seed in seeds:
+            for choice in choices:
+                ms = methods if choice == "random" else (choice_methods or methods)
+                plan.append((level, seed, choice, [m for m in ms]))
+    rows, skipped = [], []
+    total = sum(len(ms) for *_, ms in plan)
+    done = 0
+    for level, seed, choice, ms in plan:
+        if choice == "random":
             train = _draw(pool, level, seed)
-            if train is None:
-                if level not in skipped:
-                    skipped.append(level)
-                done += len(methods)
-                continue
-            truth = test_labels or {i: c for i, c in pool.items() if i not in train}
-            for method in methods:
-                check_cancel(cancel)
-                started = time.perf_counter()
-                result = fit_classifier(backbone, image_set, train, method,
-                                        replace(base, seed=seed), cancel=cancel)
+        else:
+            train = _suggested(pool, embedding, level * n_classes, choice, seed)
+        if train is None:
+            if level not in skipped:
+                skipped.append(level)
+            done += len(ms)
+            continue
+        for method in ms:
+            check_cancel(cancel)
+            started = time.perf_counter()
+            result = fit_classifier(backbone, fit_set, train, method, replace(base, seed=seed),
+                                    cancel=cancel)
+            if test_set is not None:
+                probs = _test_probs(result, backbone, test_set, base)
+                pred = np.array([result.classes[int(k)] for k in probs.argmax(1)], dtype=object)
+                true = test_truth
+            else:
+                truth = {i: c for i, c in pool.items() if i not in train}
                 predicted = {p.id: p.label for p in result.predictions}
                 scored = [i for i in truth if i in predicted]
-                true = np.array([truth[i] for i in scored])
-                pred = np.array([predicted[i] for i in scored])
-                rows.append({"method": method, "per_class": level, "seed": seed,
-                             "accuracy": float(np.mean(true == pred)) if scored else None,
-                             "balanced_accuracy": balanced_accuracy(true, pred) if scored else None,
-                             "n_train": len(train), "n_test": len(scored),
-                             "seconds": round(time.perf_counter() - started, 3)})
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+                true = np.array([truth[i] for i in scored], dtype=object)
+                pred = np.array([predicted[i] for i in scored], dtype=object)
+            scored_any = len(true) > 0
+            rows.append({"method": method if choice == "random" else f"{method} ({choice})",
+                         "base_method": method, "choice": choice, "per_class": level,
+                         "seed": seed,
+                         "accuracy": float(np.mean(true == pred)) if scored_any else None,
+                         "balanced_accuracy": (balanced_accuracy(true, pred) if scored_any
+                                               else None),
+                         "n_train": len(train), "train_classes": len(set(train.values())),
+                         "n_test": int(len(true)),
+                         "seconds": round(time.perf_counter() - started, 3)})
+            done += 1
+            if progress is not None:
+                progress(done, total)
     return {"rows": rows, "summary": summarise(rows), "skipped_levels": skipped}
 
 
@@ -101,12 +197,28 @@ def format_table(summary: list[dict], methods: tuple[str, ...] | None = None) ->
     methods = list(methods or dict.fromkeys(r["method"] for r in summary))
     levels = sorted({r["per_class"] for r in summary})
     cell = {(r["method"], r["per_class"]): r for r in summary}
-    lines = ["labels/class | " + " | ".join(f"{m:>15}" for m in methods)]
+    width = max(15, *(len(m) for m in methods))
+    lines = ["labels/class | " + " | ".join(f"{m:>{width}}" for m in methods)]
     lines.append("-" * len(lines[0]))
     for level in levels:
         parts = []
         for m in methods:
             r = cell.get((m, level))
-            parts.append(f"{r['mean']:6.1%} ± {r['std']:5.1%}" if r else f"{'-':>15}")
+            parts.append(f"{r['mean']:6.1%} ± {r['std']:5.1%}".rjust(width) if r
+                         else f"{'-':>{width}}")
         lines.append(f"{level:>12} | " + " | ".join(parts))
+    return "\n".join(lines)
+
+
+def format_markdown(summary: list[dict], methods: tuple[str, ...] | None = None) -> str:
+    """The same table in Markdown."""
+    methods = list(methods or dict.fromkeys(r["method"] for r in summary))
+    levels = sorted({r["per_class"] for r in summary})
+    cell = {(r["method"], r["per_class"]): r for r in summary}
+    lines = ["| labels/class | " + " | ".join(methods) + " |",
+             "| ---: | " + " | ".join("---:" for _ in methods) + " |"]
+    for level in levels:
+        parts = [f"{cell[(m, level)]['mean']:.1%} ± {cell[(m, level)]['std']:.1%}"
+                 if (m, level) in cell else "-" for m in methods]
+        lines.append(f"| {level} | " + " | ".join(parts) + " |")
     return "\n".join(lines)

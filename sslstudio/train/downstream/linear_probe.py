@@ -40,24 +40,30 @@ class _Constant:
 class LinearProbe:
     """StandardScaler + LogisticRegression on features; predict_proba over all n_classes."""
 
-    def __init__(self, C: float, n_classes: int, max_iter: int = MAX_ITER) -> None:
+    def __init__(self, C: float, n_classes: int, max_iter: int = MAX_ITER, *,
+                 class_weight: str | None = "balanced", standardise: bool = True) -> None:
         self.C, self.n_classes, self.max_iter = C, n_classes, max_iter
+        self.class_weight, self.standardise = class_weight, standardise
         self.scaler = self.logistic = None
 
-    def fit(self, x: np.ndarray, y_idx: np.ndarray) -> "LinearProbe":
+    def fit(self, x: np.ndarray, y_idx: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> "LinearProbe":
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
-        self.scaler = StandardScaler().fit(x)
+        self.scaler = StandardScaler(with_mean=self.standardise, with_std=self.standardise).fit(x)
+        if not self.standardise:
+            self.scaler.mean_ = np.zeros(x.shape[1])
+            self.scaler.scale_ = np.ones(x.shape[1])
         if len(np.unique(y_idx)) < 2:
             self.logistic = _Constant(int(y_idx[0]), self.n_classes)
             return self
-        self.logistic = LogisticRegression(C=self.C, class_weight="balanced",
+        self.logistic = LogisticRegression(C=self.C, class_weight=self.class_weight,
                                            max_iter=self.max_iter, tol=TOL)
         with single_threaded_blas(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.logistic.fit(self.scaler.transform(x), y_idx)
+            self.logistic.fit(self.scaler.transform(x), y_idx, sample_weight=sample_weight)
         return self
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:

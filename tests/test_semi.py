@@ -1,0 +1,167 @@
+"""The few-label methods: label propagation and semi-supervised self-training (semi)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sslstudio.train.downstream import ClassifierOptions, fit_classifier, recommend_method
+from sslstudio.train.downstream.inputs import Cancelled
+from sslstudio.train.downstream.linear_probe import LinearProbe
+from sslstudio.train.downstream.propagate import embed, fit_head, knn_graph, propagate
+from sslstudio.train.downstream.semi import SemiHead, SemiSettings, strong_augment
+
+
+def curved_clusters(n_per_class: int = 100, seed: int = 0, stretch: float = 8.0):
+    """Three classes in 32-D, each a long thin cloud along its own random direction: one
+    labelled point per class says little about where its cloud lies (it may sit far out on
+    the long axis), the unlabelled points trace it."""
+    rng = np.random.default_rng(seed)
+    feats, y = [], []
+    for c in range(3):
+        centre = rng.normal(0, 1, 32)
+        direction = rng.normal(size=32)
+        direction /= np.linalg.norm(direction)
+        t = rng.normal(0, stretch, (n_per_class, 1))
+        feats.append(centre + t * direction + rng.normal(0, 0.3, (n_per_class, 32)))
+        y.append(np.full(n_per_class, c))
+    return np.concatenate(feats).astype(np.float32), np.concatenate(y)
+
+
+def few_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False)
+                           for c in np.unique(y)])
+
+
+def test_propagation_follows_the_data_where_a_linear_probe_cannot():
+    x, y = curved_clusters()
+    accs_prop, accs_lin = [], []
+    for seed in range(3):
+        labelled = few_labels(y, 1, seed)
+        rest = np.setdiff1d(np.arange(len(y)), labelled)
+        scores = propagate(embed(x), labelled, y[labelled], 3)
+        accs_prop.append(np.mean(scores[rest].argmax(1) == y[rest]))
+        probe = LinearProbe(1.0, 3).fit(x[labelled], y[labelled])
+        accs_lin.append(np.mean(probe.predict_proba(x[rest]).argmax(1) == y[rest]))
+    # measured: propagation 1.00, linear probe 0.78
+    assert np.mean(accs_prop) > 0.95
+    assert np.mean(accs_prop) > np.mean(accs_lin) + 0.1
+
+
+def test_propagated_scores_are_probabilities_and_keep_the_given_labels():
+    x, y = curved_clusters(40)
+    labelled = few_labels(y, 3, 0)
+    scores = propagate(embed(x), labelled, y[labelled], 4)   # a 4th class without labels
+    np.testing.assert_allclose(scores.sum(1), 1.0, atol=1e-9)
+    assert (scores >= 0).all() and np.all(scores[:, 3] == 0)
+    assert (scores[labelled].argmax(1) == y[labelled]).all()
+    graph = knn_graph(embed(x), 5, 3.0)
+    assert abs(graph - graph.T).max() < 1e-6                    # symmetric
+
+
+def test_propagation_head_is_a_linear_model_matching_its_probe():
+    x, y = curved_clusters(40)
+    labelled = few_labels(y, 2, 1)
+    probe, _ = fit_head(x, labelled, y[labelled], 3)
+    head = probe.torch_head()
+    with torch.no_grad():
+        probs = torch.softmax(head(torch.from_numpy(x)), 1).numpy()
+    np.testing.assert_allclose(probs, probe.predict_proba(x), atol=1e-4)
+
+
+def test_semi_head_learns_from_unlabelled_points_and_stays_class_balanced():
+    rng = np.random.default_rng(0)
+    # two overlapping blobs, a rare class (1:4); strong views = the same point with noise
+    centres = np.array([[0.0] * 16, [1.2] + [0.0] * 15])
+    y = np.array([0] * 200 + [1] * 50)
+    weak = (centres[y] + rng.normal(0, 0.5, (len(y), 16))).astype(np.float32)
+    strong = (weak[None] + rng.normal(0, 0.3, (3, *weak.shape))).astype(np.float32)
+    labelled = np.array([0, 1, 200, 201])
+    head = SemiHead(2, SemiSettings(steps=200)).fit(weak, strong, labelled, y[labelled])
+    pred = head.predict_proba(weak).argmax(1)
+    assert 0 < head.info["pseudo_labelled_fraction"] <= 1
+    recall = [np.mean(pred[y == c] == c) for c in (0, 1)]
+    assert min(recall) > 0.6                                 # the rare class is not swallowed
+    linear = torch.softmax(head.torch_head()(torch.from_numpy(weak)), 1).detach().numpy()
+    np.testing.assert_allclose(linear, head.predict_proba(weak), atol=1e-4)
+
+
+def test_strong_augment_keeps_shape_and_range():
+    x = torch.rand(5, 3, 16, 16)
+    out = strong_augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.allclose(out, x)
+
+
+# ---------------------------------------------------------------- through fit_classifier
+
+def tiny_backbone():
+    from sslstudio.models.backbones import create_backbone
+
+    torch.manual_seed(0)
+    return create_backbone("small_cnn", image_size=16)
+
+
+def tiny_images(n: int = 24):
+    rng = np.random.default_rng(0)
+    classes = ["dark", "light"] * (n // 2)
+    base = np.array([[40], [200]])[[0 if c == "dark" else 1 for c in classes]]
+    images = np.clip(base[:, :, None, None] + rng.integers(-30, 30, (n, 16, 16, 3)), 0, 255)
+    return images.astype(np.uint8), classes
+
+
+@pytest.mark.parametrize("method", ["semi", "propagate"])
+def test_few_label_methods_fit_validate_report_progress_and_export(tmp_path, method):
+    from sslstudio.export.model_dir import load_model_dir, save_result
+
+    images, classes = tiny_images()
+    labels = {str(i): c for i, c in enumerate(classes) if i < 12}
+    calls = []
+    opts = ClassifierOptions(semi=SemiSettings(strong_views=2, steps=50))
+    result = fit_classifier(tiny_backbone(), images, labels, method, opts,
+                            progress=lambda d, t: calls.append((d, t)))
+    assert result.method == method and result.model.head_kind == "linear"
+    assert result.model.flip_average
+    assert result.metrics["scheme"].startswith("stratified")
+    assert result.metrics["n"] == 12                          # every label validated once
+    assert len(result.predictions) == 12
+    assert calls and calls[-1][0] == calls[-1][1]
+    assert all(a[0] / a[1] <= b[0] / b[1] + 1e-9 for a, b in zip(calls, calls[1:]))
+    save_result(tmp_path / "model", result, 16)
+    model, card = load_model_dir(tmp_path / "model")
+    assert card["method"] == method
+    x = torch.from_numpy(images[12:]).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), result.model(x), atol=1e-5, rtol=1e-4)
+        expected = np.array([p.probabilities for p in sorted(result.predictions,
+                                                              key=lambda p: int(p.id))])
+        np.testing.assert_allclose(result.model(x).numpy(), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["semi", "propagate"])
+def test_few_label_methods_can_be_cancelled(method):
+    images, classes = tiny_images()
+    labels = {str(i): c for i, c in enumerate(classes) if i < 12}
+    with pytest.raises(Cancelled):
+        fit_classifier(tiny_backbone(), images, labels, method, cancel=lambda: True)
+
+
+def test_recommendation_prefers_a_few_label_method_with_few_labels():
+    method, reason = recommend_method(30, 3, "cpu")
+    assert method in ("semi", "propagate") and "30 labels" in reason
+    assert recommend_method(20000, 10, "cuda")[0] == "finetune"
+
+
+def test_classify_command_accepts_the_new_methods():
+    import argparse
+
+    from sslstudio.commands.classify import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for method in ("semi", "propagate"):
+        args = parser.parse_args(["F", "--run", "R", "--labels", "l.csv", "--out", "O",
+                                  "--method", method])
+        assert args.method == method
