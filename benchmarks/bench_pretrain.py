@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/bench_pretrain.py [--steps 20] [--batch-size 64]
         [--image-size 64] [--backbone small_cnn] [--device cpu] [--tasks rotation,jigsaw]
+        [--threads N]
+    .venv/bin/python benchmarks/bench_pretrain.py --scale 2000,100000 [--tasks rotation]
+        (engine memory against dataset size instead: Python objects and resident memory)
 
 Both sides train the same model (backbone + task head, same seed), with the
 same optimizer (AdamW), gradient clipping, batch size and device:
@@ -148,8 +151,104 @@ def measure_engine(task_name: str, args, folder: Path, work: Path) -> dict:
     return out
 
 
+def proc_status_mb(field: str) -> float:
+    """A memory line of /proc/self/status (VmHWM, RssAnon, RssFile...) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_scale(args, folder: Path, work: Path) -> dict:
+    """A few engine steps on ``folder``: Python objects and memory once training runs."""
+    import gc
+
+    import numpy as np
+
+    import sslstudio.data.cache as cache_module
+    from sslstudio.train.pretrain import PretrainConfig, run_pretraining
+
+    # Every file is the same picture: skip decoding it 100,000 times (the build itself, its
+    # manifest and the memmapped array are the real ones; decoding speed is bench_data's).
+    row = np.random.default_rng(0).integers(0, 255, (args.image_size, args.image_size, 3),
+                                            dtype=np.uint8).tobytes()
+    cache_module._decode_stream = lambda paths, size, workers: ((row, "") for _ in paths)
+    seen: dict = {}
+
+    def listener(event):
+        if event["kind"] == "step" and event["step"] == 3:
+            gc.collect()
+            seen.update(gc_objects=len(gc.get_objects()), rss_anon_mb=proc_status_mb("RssAnon"),
+                        rss_file_mb=proc_status_mb("RssFile"))
+
+    config = PretrainConfig(folder=str(folder), out=tempfile.mkdtemp(prefix="scale-", dir=work),
+                            task=args.one, backbone=args.backbone, image_size=args.image_size,
+                            batch_size=args.batch_size, steps=4, device=args.device,
+                            preview_every=0, quality_every=0, checkpoint_every=0,
+                            checkpoint_every_s=0, log_every=1, cache_dir=str(folder) + "-cache")
+    run_pretraining(config, listeners=[listener])
+    seen["peak_rss_mb"] = proc_status_mb("VmHWM")
+    return seen
+
+
+def write_linked_folder(root: Path, count: int, size: int) -> None:
+    """``count`` image files that are hard links to one small PNG (cheap to make: the
+    engine's memory is what is measured, not the decoder's speed)."""
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    source = root / "img_0000000.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(source)
+    for i in range(1, count):
+        target = root / f"img_{i:07d}.png"
+        if i % 50_000 == 0:  # a file system allows some 65,000 links to one file
+            source = target
+            target.unlink(missing_ok=True)
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(target)
+        elif not target.exists():
+            os.link(source, target)
+
+
+def scale_main(args) -> None:
+    """Engine memory against dataset size (the 100,000-image check)."""
+    counts = [int(c) for c in args.scale.split(",")]
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-scale-"))
+    task = args.tasks.split(",")[0] if args.tasks else "rotation"
+    print(f"{task}, {args.backbone}, batch {args.batch_size}, {args.image_size} px: memory once "
+          "training runs (cache built beforehand; gc-tracked objects after gc.collect())")
+    print("| images | cache MB on disk | gc objects | RssAnon MB | RssFile MB | peak RSS MB |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for count in counts:
+        folder = work / f"images-{count}"
+        write_linked_folder(folder, count, args.image_size)
+        command = [sys.executable, __file__, "--one", task, "--side", "scale", "--work",
+                   str(work), "--folder", str(folder), "--batch-size", str(args.batch_size),
+                   "--image-size", str(args.image_size), "--backbone", args.backbone,
+                   "--device", args.device, "--threads", str(args.threads)]
+        started = time.perf_counter()
+        for _ in range(2):  # the first run builds the cache; the second measures training only
+            proc = subprocess.run(command, capture_output=True, text=True)
+            print(f"  ({count} images: {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if not lines:
+            raise RuntimeError(proc.stderr[-3000:])
+        r = json.loads(lines[-1][7:])
+        cache_mb = sum(f.stat().st_size for f in Path(str(folder) + "-cache").glob("*.npy")) / 2**20
+        print(f"| {count:,} | {cache_mb:,.0f} | {r['gc_objects']:,} | {r['rss_anon_mb']:.0f} | "
+              f"{r['rss_file_mb']:.0f} | {r['peak_rss_mb']:.0f} |", flush=True)
+
+
 def child(args) -> None:
     work = Path(args.work)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.side == "scale":
+        print("RESULT " + json.dumps(measure_scale(args, Path(args.folder), work)))
+        return
     if args.side == "bare":
         result = measure_bare(args.one, args)
     else:
@@ -161,7 +260,7 @@ def run_child(task: str, side: str, args, work: Path) -> dict:
     command = [sys.executable, __file__, "--one", task, "--side", side, "--work", str(work),
                "--steps", str(args.steps), "--batch-size", str(args.batch_size),
                "--image-size", str(args.image_size), "--backbone", args.backbone,
-               "--device", args.device]
+               "--device", args.device, "--threads", str(args.threads)]
     proc = subprocess.run(command, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -178,12 +277,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tasks", default="")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads in each measuring process (0: torch's default)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--scale", default="", metavar="N,N",
+                        help="instead: engine memory for datasets of these sizes, e.g. 2000,100000")
     args = parser.parse_args()
     if args.one:
         child(args)
+        return
+    if args.scale:
+        scale_main(args)
         return
 
     from sslstudio.pretext import TASKS
@@ -197,7 +304,7 @@ def main() -> None:
         run_child(next(iter(tasks)), "engine", args, work)
         print(f"{args.backbone}, batch {args.batch_size}, {args.image_size} px, device "
               f"{args.device}, {args.steps} timed steps after {WARMUP_STEPS} warm-up, "
-              f"best of {args.repeats}")
+              f"best of {args.repeats}, threads {args.threads or 'default'}")
         header = (f"| task | bare img/s | engine img/s | engine / bare | peak RSS bare MB | "
                   f"peak RSS engine MB |")
         gpu = args.device in ("cuda", "auto") and _has_cuda()

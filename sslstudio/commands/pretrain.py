@@ -28,8 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from these backbone weights (a local file)")
     parser.add_argument("--image-size", type=int, default=64, metavar="N")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, default=None, metavar="N")
-    budget.add_argument("--minutes", type=float, default=None, metavar="M")
+    budget.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="passes over the images (no budget given: 10 epochs, but at most "
+                             "10 minutes, planned from the measured speed)")
+    budget.add_argument("--minutes", type=float, default=None, metavar="M",
+                        help="training time; the schedule is planned from the measured speed")
     budget.add_argument("--steps", type=int, default=None, metavar="N")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N",
                         help="images per step (per process under torchrun)")
@@ -157,11 +160,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_pretraining(config, listeners=listeners, control=control)
     except PretrainError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        if not any(getattr(l, "shown_error", None) == exc.message for l in listeners):
+            print(f"error: {exc.message}", file=sys.stderr)  # not yet on the console
         return 1 if exc.internal else 2
     finally:
         signal.signal(signal.SIGINT, previous)
     if distributed.from_env().is_main and not args.quiet:
         print(f"run folder: {config.out} ({summary['status']}, {summary['steps']} steps); "
               f"backbone: {Path(config.out) / 'backbone.safetensors'}", file=sys.stderr)
+        if summary["status"] == "stopped" and summary.get("steps"):
+            print(f"continue with: sslstudio pretrain {config.folder} --task {config.task} "
+                  f"--out {config.out} --resume", file=sys.stderr)
     return 0 if summary["status"] in ("completed", "stopped") else 1

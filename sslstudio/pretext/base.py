@@ -111,7 +111,12 @@ class PretextTask(ABC):
 
     @abstractmethod
     def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar loss and the metrics named in `metric_names` (plain floats)."""
+        """Scalar loss and the metrics named in `metric_names`.
+
+        A metric is a float or a detached 0-dim tensor; the engine sums tensors on the
+        device and reads them only at log points (a float() here would make every CUDA
+        step wait for the GPU). Events always carry plain floats.
+        """
 
     @abstractmethod
     def preview(self, inputs: Any, outputs: Any, targets: Any,

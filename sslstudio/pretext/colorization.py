@@ -210,7 +210,7 @@ class ColorizationTask(PretextTask):
             loss = (per_pixel * pixel_weight).mean()
             guess = outputs.argmax(dim=1)
         accuracy = (guess == nearest).float().mean()
-        return loss, {"bin_accuracy": float(accuracy), "ab_error": float(ab_error)}
+        return loss, {"bin_accuracy": accuracy, "ab_error": ab_error}  # tensors: no sync
 
     # ------------------------------------------------------------------ preview
     def preview(self, inputs, outputs, targets, max_items: int = 8) -> list[PreviewImage]:

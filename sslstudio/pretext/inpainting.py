@@ -146,8 +146,8 @@ class InpaintingTask(PretextTask):
         loss = mse_hidden + self.outside_weight * (error.square() * (1 - mask)).sum() / visible
         if self.l1_weight:
             loss = loss + self.l1_weight * l1_hidden
-        psnr = -10 * math.log10(max(float(mse_hidden.detach()), 1e-10))
-        return loss, {"psnr": psnr, "masked_l1": float(l1_hidden.detach())}
+        psnr = -10 * torch.log10(mse_hidden.detach().clamp(min=1e-10))
+        return loss, {"psnr": psnr, "masked_l1": l1_hidden.detach()}  # tensors: no sync
 
     def preview(self, inputs, outputs, targets, max_items: int = 8) -> list[PreviewImage]:
         images, mask = targets

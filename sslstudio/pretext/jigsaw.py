@@ -173,7 +173,7 @@ class JigsawTask(PretextTask):
         logits = outputs.float()
         loss = F.cross_entropy(logits, targets)
         accuracy = (logits.argmax(1) == targets).float().mean()
-        return loss, {"accuracy": float(accuracy)}
+        return loss, {"accuracy": accuracy}  # a tensor: no device sync per step
 
     def preview(self, inputs, outputs, targets, max_items: int = 8) -> list[PreviewImage]:
         count = min(max_items, inputs.shape[0])
@@ -183,16 +183,23 @@ class JigsawTask(PretextTask):
         for index in range(count):
             tiles = [previews.enlarge(t, 32) for t in previews.to_uint8(inputs[index])]  # shuffled
             guess, truth = int(probs[index].argmax()), int(targets[index])
-            restored = [None] * TILES
-            for slot, tile_index in enumerate(perms[guess].tolist()):
-                restored[tile_index] = tiles[slot]
-            picture = previews.hstack([_assemble(tiles), _assemble(restored)], gap=6)
+            puzzles = [_assemble(tiles), _assemble(_put_back(tiles, perms[guess])),
+                       _assemble(_put_back(tiles, perms[truth]))]
+            picture = previews.hstack(puzzles, gap=10)
             ok = guess == truth
-            caption = (f"{'correct' if ok else 'wrong'} {probs[index, guess]:.0%}\n"
-                       "shuffled | put back")
+            caption = ("shuffled | put back as predicted | true order\n"
+                       f"{'correct' if ok else 'wrong'} (confidence {probs[index, guess]:.0%})")
             cells.append(previews.Cell(picture, caption, previews.GOOD if ok else previews.BAD))
-        grid = previews.grid(cells, columns=4, caption_lines=2)
+        grid = previews.grid(cells, columns=2, gap=8, caption_lines=2)
         return [PreviewImage("Shuffled tiles and the predicted order", grid)]
+
+
+def _put_back(tiles: list[np.ndarray], order: torch.Tensor) -> list[np.ndarray]:
+    """Undo a shuffle: slot j shows tile order[j], so tile order[j] goes back to place order[j]."""
+    restored: list = [None] * TILES
+    for slot, tile_index in enumerate(order.tolist()):
+        restored[tile_index] = tiles[slot]
+    return restored
 
 
 def _assemble(tiles: list[np.ndarray], gap: int = 2) -> np.ndarray:

@@ -104,7 +104,10 @@ def grid(cells: list[Cell], columns: int, cell_size: int | None = None, gap: int
 
 
 def _clip(text: str, width: int) -> str:
+    """`text` cut to fit `width` pixels; spaces doubled (the built-in font's are 2 px wide,
+    so "ab error" read as "aberror")."""
     font = _font()
+    text = text.replace(" ", "  ")
     while text and font.getlength(text) > width - 2:
         text = text[:-1]
     return text

@@ -45,6 +45,20 @@ def pick_device(choice: str = "auto", local_rank: int | None = None) -> torch.de
     return torch.device(choice)
 
 
+def native_bf16(device: torch.device | int | None = None) -> bool:
+    """True when the GPU computes bfloat16 in hardware (Ampere / compute capability 8 and up,
+    or ROCm). ``torch.cuda.is_bf16_supported()`` also says yes for older GPUs (T4, V100) that
+    only emulate it, slowly; those should train in float16 with a GradScaler instead."""
+    if not torch.cuda.is_available():
+        return False
+    if torch.version.hip:
+        return True
+    if isinstance(device, torch.device):
+        device = device.index if device.index is not None else torch.cuda.current_device()
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
 def cpu_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -62,7 +76,7 @@ def device_summary() -> dict:
                 "device": "cuda" if index == 0 else f"cuda:{index}",
                 "name": props.name,
                 "memory_gb": round(props.total_memory / 2**30, 1),
-                "bf16": bool(torch.cuda.is_bf16_supported()),
+                "bf16": native_bf16(index),
             })
     if mps_available():
         devices.append({"device": "mps", "name": "Apple GPU (MPS)"})

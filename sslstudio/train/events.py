@@ -101,6 +101,7 @@ class ConsoleProgress:
         self.total_steps: int | None = None
         self._last_draw = 0.0
         self._line_open = False
+        self.shown_error: str | None = None  # the last error message printed (not repeated)
 
     def _bar(self, fraction: float) -> str:
         filled = int(round(self.width * min(1.0, max(0.0, fraction))))
@@ -123,8 +124,19 @@ class ConsoleProgress:
         now = time.monotonic()
         if kind == "start":
             self.total_steps = event.get("total_steps")
-            self._print(f"pretraining {event.get('task')} on {event.get('dataset_size')} images "
-                        f"({event.get('device')}), {self.total_steps} steps planned")
+            config = event.get("config") or {}
+            if self.total_steps:
+                plan = f"{self.total_steps} steps planned"
+            elif config.get("minutes"):
+                plan = (f"{config['minutes']:g} min budget (steps planned after timing the "
+                        "first ones)")
+            else:
+                plan = "steps planned after timing the first ones"
+            resumed = event.get("resumed_from")
+            self._print(f"{'resuming' if resumed is not None else 'pretraining'} "
+                        f"{event.get('task')} on {event.get('dataset_size')} images "
+                        f"({event.get('device')}), {plan}"
+                        + (f", from step {resumed}" if resumed is not None else ""))
         elif kind == "cache":
             total = event.get("total") or 0
             done = event.get("done") or 0
@@ -141,7 +153,8 @@ class ConsoleProgress:
                                if isinstance(v, (int, float)))
             loss = event.get("loss")
             loss_text = f"loss {loss:.4f}" if isinstance(loss, (int, float)) else "loss ?"
-            self._draw(f"[{self._bar(step / total if total else 0)}] {step}/{total} {loss_text} "
+            position = f"{step}/{total}" if total else f"{step} (timing)"
+            self._draw(f"[{self._bar(step / total if total else 0)}] {position} {loss_text} "
                        f"{metrics} {event.get('images_per_s', 0):.0f} img/s "
                        f"ETA {format_duration(event.get('eta_s'))}")
         elif kind == "quality":
@@ -152,6 +165,11 @@ class ConsoleProgress:
             self._print(f"step {event.get('step')}: " + ", ".join(parts))
         elif kind in ("warning", "error"):
             self._print(f"{kind}: {event.get('message')}")
+            if kind == "error":
+                self.shown_error = event.get("message")
         elif kind == "end":
+            message = event.get("message") or ""
+            if message and message == self.shown_error:
+                message = ""  # printed just above with the error
             self._print(f"{event.get('status')} at step {event.get('step')}"
-                        + (f": {event['message']}" if event.get("message") else ""))
+                        + (f": {message}" if message else ""))

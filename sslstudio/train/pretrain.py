@@ -39,7 +39,7 @@ from sslstudio.train import distributed
 from sslstudio.train.checkpoint import (CHECKPOINT_NAME, CheckpointError, capture_rng_state,
                                         has_checkpoint, load_checkpoint, save_checkpoint)
 from sslstudio.train.control import RunControl
-from sslstudio.train.device import DeviceUnavailable, describe, pick_device
+from sslstudio.train.device import DeviceUnavailable, describe, native_bf16, pick_device
 from sslstudio.train.events import EventStream, JsonlWriter, Listener
 from sslstudio.train.loader import BatchPlan, PrefetchLoader, fit_batch_size, to_device_float
 from sslstudio.train.quality import quality_report
@@ -48,6 +48,9 @@ from sslstudio.train.schedule import lr_at, make_optimizer, set_lr
 OPTIMIZERS = ("adamw", "sgd")
 CALIBRATION_STEPS = 5            # steps timed before a minutes budget is turned into steps
 PROVISIONAL_TOTAL = 10**7        # keeps the lr ~0 (deep in warmup) while calibrating
+DEFAULT_EPOCHS = 10              # the budget when none is given: this many epochs ...
+DEFAULT_MINUTES = 10.0           # ... but no longer than this (a CPU with 10,000 images)
+CALIBRATION_SHARE = 0.03         # ... or until this share of a minutes budget has passed
 MAX_REPORTED_BAD = 20            # warning events for bad files; the rest are counted
 
 
@@ -70,7 +73,8 @@ class PretrainConfig:
     backbone: str = "small_cnn"
     weights: str | None = None       # optional local file of starting weights
     image_size: int = 64
-    epochs: int | None = None        # budget: one of epochs / minutes / steps (10 epochs if none)
+    epochs: int | None = None        # budget: one of epochs / minutes / steps; none given:
+                                     # 10 epochs, capped at 10 minutes (planned from the speed)
     minutes: float | None = None
     steps: int | None = None
     batch_size: int = 64             # per process
@@ -171,7 +175,9 @@ def memory_mb(device: torch.device) -> float | None:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom_type is not None and isinstance(exc, oom_type)) or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return (oom_type is not None and isinstance(exc, oom_type)) or "out of memory" in text \
+        or "can't allocate memory" in text  # the CPU allocator's wording
 
 
 def state_digest(module: torch.nn.Module) -> str:
@@ -181,6 +187,17 @@ def state_digest(module: torch.nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def _detach(value):
+    """Tensors (in tuples, lists, dicts) cut from the autograd graph, without a copy."""
+    if torch.is_tensor(value):
+        return value.detach()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detach(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
+    return value
 
 
 def _detach_float(value):
@@ -230,6 +247,11 @@ class _Run:
         self.last_log: dict = {}
         self.speed_ema: float | None = None  # seconds per step, for the ETA
         self.deadline: float | None = None
+        self.last_preview_step = -1
+        self.max_total_steps: int | None = None
+        # a minutes budget, given or the default one (DEFAULT_EPOCHS capped at DEFAULT_MINUTES)
+        self.budget_minutes = config.minutes or (
+            None if (config.steps or config.epochs) else DEFAULT_MINUTES)
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.stream.emit(kind, self.step, **fields)
@@ -362,16 +384,25 @@ class _Run:
 
     def quality_rows(self, cache, labels: dict | None) -> tuple[np.ndarray, list]:
         """A fixed sample: labelled images first, then a seeded random fill, up to the limit."""
+        # Nothing here is per cache image (a 100,000-image cache costs no Python objects):
+        # labelled rows are looked up one by one, the random fill is a numpy array.
         limit = min(self.config.quality_samples, len(cache))
-        row_of = {rp: i for i, rp in enumerate(cache.relpaths)}
-        labelled = [(row_of[rp], cls) for rp, cls in sorted((labels or {}).items())
-                    if rp in row_of and cls is not None][:limit]
-        chosen = {r for r, _ in labelled}
+        labelled = []
+        in_order = bool(labels) and _is_sorted(cache.relpaths)
+        for rp, cls in sorted((labels or {}).items()):
+            row = _row_of(cache, rp, in_order) if cls is not None else None
+            if row is not None:
+                labelled.append((row, cls))
+                if len(labelled) == limit:
+                    break
+        chosen = np.asarray([r for r, _ in labelled], dtype=np.int64)
         rng = np.random.default_rng([self.config.seed, 7])
-        rest = [int(r) for r in rng.permutation(len(cache)) if int(r) not in chosen]
-        rows = [r for r, _ in labelled] + rest[:limit - len(labelled)]
+        rest = rng.permutation(len(cache))
+        if len(chosen):
+            rest = rest[~np.isin(rest, chosen)]
+        rows = np.concatenate([chosen, rest[:limit - len(chosen)]]).astype(np.int64)
         tags = [c for _, c in labelled] + [None] * (len(rows) - len(labelled))
-        return np.asarray(rows, dtype=np.int64), tags
+        return rows, tags
 
     @torch.no_grad()
     def measure_quality(self, backbone, cache, rows, tags) -> dict:
@@ -413,6 +444,7 @@ class _Run:
             items.append({"title": preview.title, "path": f"previews/{name}"})
         if items:
             self.emit("preview", images=items)
+        self.last_preview_step = self.step
 
     def autocast(self):
         if self.cuda:
@@ -444,17 +476,20 @@ class _Run:
         self.plan = BatchPlan(len(cache), batch_size, config.seed, world, self.dist.rank)
         if config.steps:
             self.total_steps = int(config.steps)
-        elif config.minutes:
+        elif self.budget_minutes:
             self.total_steps = PROVISIONAL_TOTAL
         else:
-            self.total_steps = int(config.epochs or 10) * self.plan.steps_per_epoch
+            self.total_steps = int(config.epochs) * self.plan.steps_per_epoch
+        if not (config.steps or config.minutes or config.epochs):  # the default budget
+            self.max_total_steps = DEFAULT_EPOCHS * self.plan.steps_per_epoch
 
         optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
         self.amp_dtype = None
         scaler = None
         if self.cuda:
             torch.backends.cudnn.benchmark = True
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # bf16 where the GPU has it natively; float16 + GradScaler elsewhere (T4, V100)
+            self.amp_dtype = torch.bfloat16 if native_bf16(self.device) else torch.float16
             if self.amp_dtype == torch.float16:
                 scaler = torch.amp.GradScaler("cuda")
 
@@ -483,7 +518,8 @@ class _Run:
                   skipped=len(bad_list), bad_files=bad_list[:100],
                   device=describe(self.device), world_size=world, batch_size=batch_size,
                   global_batch=self.plan.global_batch, steps_per_epoch=self.plan.steps_per_epoch,
-                  total_steps=None if config.minutes and resume_state is None else self.total_steps,
+                  total_steps=None if self.budget_minutes and resume_state is None
+                  else self.total_steps,
                   resumed_from=int(self.step) if resume_state is not None else None,
                   amp=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None)
         for item in bad_list[:MAX_REPORTED_BAD]:
@@ -516,13 +552,15 @@ class _Run:
     def loop(self, task, model, train_model, optimizer, scaler, cache) -> tuple[str, str]:
         config, dist_on = self.config, self.dist.enabled
         log_every = config.log_every or (10 if (self.cuda or dist_on) else 1)
-        self.deadline = config.minutes * 60 - self.budget_seconds_used if config.minutes else None
-        budget = _MinutesPlanner(self) if config.minutes and \
+        minutes = self.budget_minutes
+        self.deadline = minutes * 60 - self.budget_seconds_used if minutes else None
+        budget = _MinutesPlanner(self) if minutes and \
             self.total_steps == PROVISIONAL_TOTAL else None
         quality_rows = quality_tags = None
         if self.dist.is_main:  # a final quality event is always written
             quality_rows, quality_tags = self.quality_rows(cache, config.labels)
         window = _LogWindow()
+        last_batch = None
         status, message = "completed", ""
         self.started, self.paused_seconds = time.monotonic(), 0.0  # the budget counts training only
         loader = PrefetchLoader(cache.images, self.plan, self.step, pin_memory=self.cuda)
@@ -534,7 +572,7 @@ class _Run:
                         status, message = "stopped", f"stopped by the user at step {self.step}"
                         break
                     if self.out_of_time():
-                        message = f"time budget of {config.minutes:g} min reached"
+                        message = f"time budget of {minutes:g} min reached"
                         break
                 got_step, batch = loader.next()
                 assert got_step == self.step, (got_step, self.step)
@@ -542,9 +580,11 @@ class _Run:
                     task, model, train_model, optimizer, scaler, batch)
                 self.step += 1
                 window.add(loss, metrics)
-                if self.dist.is_main and config.preview_every and \
-                        self.step % config.preview_every == 0:
-                    self.write_previews(task, inputs, outputs, targets)
+                if self.dist.is_main and config.preview_every:
+                    if self.step % config.preview_every == 0:
+                        self.write_previews(task, inputs, outputs, targets)
+                    else:  # kept (no copy) for the preview at the end of the run
+                        last_batch = (inputs, _detach(outputs), targets)
                 del inputs, targets, outputs, loss
                 if budget is not None and budget.after_step():
                     budget = None
@@ -555,7 +595,7 @@ class _Run:
                         status, message = "stopped", f"stopped by the user at step {self.step}"
                         break
                     if out_of_time:
-                        message = f"time budget of {config.minutes:g} min reached"
+                        message = f"time budget of {minutes:g} min reached"
                         break
                 if self.dist.is_main and config.quality_every and \
                         self.step % config.quality_every == 0:
@@ -567,6 +607,12 @@ class _Run:
                     self.save(model, optimizer, scaler, task)
         finally:
             loader.close()
+        if self.total_steps == PROVISIONAL_TOTAL:  # the budget ran out before the plan was set
+            self.total_steps = self.step
+        if last_batch is not None and self.last_preview_step != self.step:
+            # a short or stopped run still shows what the model does at its end
+            self.write_previews(task, *last_batch)
+        last_batch = None
         if self.dist.is_main and quality_rows is not None and len(quality_rows) >= 2 and \
                 (self.last_quality is None or self.last_quality.get("_step") != self.step):
             self.run_quality(model, cache, quality_rows, quality_tags)
@@ -593,9 +639,13 @@ class _Run:
         inputs, targets = task.make_batch(images)
         with self.autocast():
             outputs = train_model(inputs)
-            loss, metrics = task.loss(outputs, targets)
+        # The loss runs outside autocast: NT-Xent similarities, log-softmax over colour bins
+        # and the masked means need float32 (bf16 keeps ~3 digits: cosines of 0.99 and 0.995
+        # would be the same number). Every task casts its outputs to float itself.
+        loss, metrics = task.loss(outputs, targets)
         # On CPU/MPS the value is free to read: refuse a NaN before it reaches the weights.
-        # On CUDA (and across DDP ranks) the check waits for the next log point.
+        # On CUDA (and across DDP ranks) the check waits for the next log point, and metrics
+        # may be 0-dim tensors summed on the device, so no step waits for the GPU.
         if not self.cuda and not self.dist.enabled and not math.isfinite(loss.item()):
             raise PretrainError(self.nan_message(self.step + 1))
         set_lr(optimizer, lr_at(self.step, self.total_steps, config.lr, config.warmup))
@@ -626,7 +676,7 @@ class _Run:
         stats = torch.tensor([float(values[finite].sum()) if finite.any() else 0.0,
                               float(finite.sum()), float((~finite).any()),
                               float(self.control.is_stopped()), float(self.out_of_time())]
-                             + list(window.metric_sums.values()), dtype=torch.float64)
+                             + window.metric_values(), dtype=torch.float64)
         distributed.all_reduce(stats, op="sum")
         if stats[2] > 0:
             local_first = int((~finite).nonzero()[0]) if (~finite).any() else 0
@@ -660,6 +710,8 @@ class _Run:
         """Planned total steps for the time left (same on every rank: rank 0's figure wins)."""
         remaining = max(0.0, deadline - self.elapsed())
         total = self.step + max(1, int(remaining / max(per_step, 1e-6)))
+        if self.max_total_steps:  # the default budget: the epochs, unless time runs out first
+            total = max(self.step + 1, min(total, self.max_total_steps))
         recal = self.step + max(1, (total - self.step) // 4)
         total, recal = distributed.broadcast_object((total, recal))
         return int(total), int(recal)
@@ -684,7 +736,19 @@ class _LogWindow:
     def add(self, loss: torch.Tensor, metrics: dict | None) -> None:
         self.losses.append(loss)
         for name, value in (metrics or {}).items():
-            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + float(value)
+            if torch.is_tensor(value):  # stays on the device until the log point
+                value = value.detach().float().reshape(())
+            self.metric_sums[name] = self.metric_sums.get(name, 0.0) + value
+
+    def metric_values(self) -> list[float]:
+        """The metric sums as floats (one device sync for all tensors together)."""
+        sums = list(self.metric_sums.values())
+        tensors = [i for i, v in enumerate(sums) if torch.is_tensor(v)]
+        if tensors:
+            values = torch.stack([sums[i] for i in tensors]).cpu().tolist()
+            for i, value in zip(tensors, values):
+                sums[i] = value
+        return [float(v) for v in sums]
 
     def close(self) -> tuple[float, int]:
         seconds = max(1e-9, time.monotonic() - self.start - self.paused)
@@ -695,7 +759,8 @@ class _MinutesPlanner:
     """Turns a minutes budget into a planned number of steps from the measured speed.
 
     The first step is not timed (allocations, cudnn autotuning); the next
-    CALIBRATION_STEPS - 1 are, then the plan is set and re-estimated once at a
+    CALIBRATION_STEPS - 1 are (fewer when they take over CALIBRATION_SHARE of the
+    budget), then the plan is set and re-estimated once at a
     quarter of it, when the speed has settled. The deadline stops the run anyway.
     """
 
@@ -709,16 +774,43 @@ class _MinutesPlanner:
         """Call after every step; True once planning is over."""
         run = self.run
         done = run.step - self.first_step
+        now = time.monotonic()
         if done == 1:
-            self.t0 = time.monotonic()
-        elif done == CALIBRATION_STEPS:
-            per_step = (time.monotonic() - self.t0) / (CALIBRATION_STEPS - 1)
+            self.t0 = now
+        elif self.recheck_at is None and done >= 2 and (
+                done == CALIBRATION_STEPS or (not run.dist.enabled and  # ranks: same step
+                                              now - self.t0 >= CALIBRATION_SHARE * run.deadline)):
+            # slow steps (a big model on a CPU) are planned sooner: the calibration steps run
+            # at a learning rate of ~0, so they must stay a small share of the budget
+            per_step = (now - self.t0) / (done - 1)
             run.total_steps, self.recheck_at = run.plan_minutes(per_step, run.deadline)
-        elif self.recheck_at is not None and run.step == self.recheck_at:
-            per_step = (time.monotonic() - self.t0) / max(1, done - 1)
+            self.recheck_at = max(self.recheck_at, run.step + 1)
+        elif self.recheck_at is not None and run.step >= self.recheck_at:
+            per_step = (now - self.t0) / max(1, done - 1)
             run.total_steps, _ = run.plan_minutes(per_step, run.deadline)
             return True
         return False
+
+
+def _row_of(cache, relpath: str, in_order: bool) -> int | None:
+    """The cache row of ``relpath`` (None if absent): a binary search when the rows are in
+    relpath order (as the cache writes them), else the cache's own index."""
+    import bisect
+
+    if in_order:
+        relpaths = cache.relpaths
+        i = bisect.bisect_left(relpaths, relpath)
+        return i if i < len(relpaths) and relpaths[i] == relpath else None
+    try:
+        return int(cache.index_of(relpath))
+    except (KeyError, ValueError):
+        return None
+
+
+def _is_sorted(items) -> bool:
+    from itertools import pairwise
+
+    return all(a <= b for a, b in pairwise(items))
 
 
 def _rank_digest_requested() -> bool:
