@@ -24,6 +24,7 @@ COMMANDS = {
     "evaluate": "evaluate a classifier on a labelled test folder",
     "export": "export a classifier to TorchScript, ONNX or safetensors",
     "predict": "predict a folder of images with an exported model",
+    "install-desktop": "add SSL Studio to the desktop's application menu (Linux)",
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401 - a declared test dependency: missing means failure
 
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 

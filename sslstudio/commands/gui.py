@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "created for it under the default projects folder)")
     parser.add_argument("--sample", action="store_true",
                         help="open the built-in sample dataset (generated on first use)")
+    parser.add_argument("--reset-settings", action="store_true",
+                        help="forget per-user settings (recent projects, window layout) and "
+                             "exit; projects on disk are not touched")
     # Hidden helpers for documentation and benchmarks.
     parser.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
     parser.add_argument("--page", metavar="TITLE", help=argparse.SUPPRESS)
@@ -49,6 +52,11 @@ def _resolve(arg: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if args.reset_settings:
+        from sslstudio.gui.settings import reset_settings
+
+        print(f"settings reset ({reset_settings()})")
+        return 0
     try:
         app, window = build_window(args)
     except ImportError as exc:

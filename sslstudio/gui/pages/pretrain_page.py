@@ -579,6 +579,10 @@ class PretrainPage(QWidget):
         store, tasks = self.store, dict(self.tasks)
 
         def work():
+            # Import the engine here, off the UI thread: loading torch's libraries holds
+            # the GIL for long stretches, and Start would otherwise pay for it at once.
+            import sslstudio.train.pretrain  # noqa: F401
+
             images = sample_images(store, count=4, size=64)
             out = {}
             for name, task_cls in tasks.items():
