@@ -173,12 +173,13 @@ def test_linear_probe_on_pretrained_backbone_beats_chance_by_far(glyphs_pretrain
     assert result.classes == sorted(GLYPHS)
     assert result.metrics["scheme"] == "leave-one-out"
     assert result.metrics["n"] == len(labels)
-    # chance is 0.33; measured with small_cnn after the brief pretraining: 0.47
-    assert result.metrics["accuracy"] >= 0.4
+    # chance is 0.33; measured with small_cnn after the brief pretraining: 0.77 (0.72 on the
+    # unlabelled images)
+    assert result.metrics["accuracy"] >= 0.6
     truth = {str(i): c for i, c in enumerate(classes)}
     unlabeled_acc = np.mean([p.label == truth[p.id] for p in result.predictions])
     assert len(result.predictions) == len(images) - len(labels)
-    assert unlabeled_acc >= 0.4
+    assert unlabeled_acc >= 0.55
     confidences = [p.confidence for p in result.predictions]
     assert confidences == sorted(confidences)                  # least confident first
     matrix = np.array(result.metrics["confusion_matrix"])
@@ -274,8 +275,8 @@ def test_finetune_and_scratch_give_validated_models():
 def test_pretrained_linear_beats_scratch_at_5_labels_per_class(glyphs_pretrained):
     """Shapes in random colours: 15 labels alone teach a network little; pretraining does.
 
-    Measured with small_cnn (60 colour-jittered rotation steps): linear MEASURED_LINEAR vs
-    scratch MEASURED_SCRATCH over three seeds, so a 0.15 margin on the means leaves real slack.
+    Measured with small_cnn (60 colour-jittered rotation steps): linear 0.65 ± 0.01 vs
+    scratch 0.33 ± 0.06 over three seeds, so a 0.15 margin on the means leaves real slack.
     """
     images, classes, backbone = glyphs_pretrained
     labels = {str(i): c for i, c in enumerate(classes)}
@@ -289,22 +290,24 @@ def test_pretrained_linear_beats_scratch_at_5_labels_per_class(glyphs_pretrained
 
 
 def test_few_label_methods_beat_the_plain_linear_probe(glyphs_pretrained):
-    """With 2 labels per class the unlabelled images carry most of the information.
+    """With 2 labels per class the unlabelled images carry much of the information.
 
-    Measured: MEASURED_FEW.
+    Measured (3 seeds, the 114 unlabelled images): semi 0.570 ± 0.038, propagate
+    0.538 ± 0.053, linear probe 0.503 ± 0.046; at 1 label/class propagate 0.62 vs
+    linear 0.56, at 3 0.69 vs 0.65. The computation is deterministic for a seed.
     """
     images, classes, backbone = glyphs_pretrained
     labels = {str(i): c for i, c in enumerate(classes)}
     report = label_efficiency(backbone, images, labels, levels=(2,),
                               methods=("linear", "semi", "propagate"), seeds=(0, 1, 2))
     mean = {row["method"]: row["mean"] for row in report["summary"]}
-    assert max(mean["semi"], mean["propagate"]) > mean["linear"] + 0.05
+    assert max(mean["semi"], mean["propagate"]) > mean["linear"] + 0.04
     assert min(mean["semi"], mean["propagate"]) > 1 / len(GLYPHS) + 0.1
 
 
 def test_recommendation_follows_the_number_of_labels():
-    assert recommend_method(60, 3, "cpu")[0] == "semi"          # 20 per class
-    assert recommend_method(600, 3, "cpu")[0] == "linear"
+    assert recommend_method(30, 3, "cpu")[0] == "propagate"     # 10 per class
+    assert recommend_method(60, 3, "cpu")[0] == "linear"
     assert recommend_method(3000, 10, "cuda")[0] == "partial"
     assert recommend_method(50000, 10, "cuda")[0] == "finetune"
     method, reason = recommend_method(40, 4)

@@ -165,3 +165,21 @@ def test_classify_command_accepts_the_new_methods():
         args = parser.parse_args(["F", "--run", "R", "--labels", "l.csv", "--out", "O",
                                   "--method", method])
         assert args.method == method
+
+
+def test_first_suggestions_are_typical_images_of_each_group():
+    from sslstudio.project.suggest import representative_sample, suggest_next
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 16) * 5
+    points = np.concatenate([c + rng.normal(0, 0.3, size=(30, 16)) for c in centres])
+    points = np.concatenate([points, rng.normal(0, 8, size=(4, 16))])     # a few outliers
+    cluster = np.concatenate([np.repeat(np.arange(4), 30), np.full(4, -1)])
+    picked = representative_sample(points, 4, seed=1)
+    assert sorted(cluster[picked]) == [0, 1, 2, 3]                       # no outlier picked
+    relpaths = [f"{i}.png" for i in range(len(points))]
+    embeddings = dict(zip(relpaths, points))
+    chosen, strategy = suggest_next(relpaths, {}, 4, embeddings=embeddings)
+    assert strategy == "representative" and len(chosen) == 4
+    _, strategy = suggest_next(relpaths, {"0.png": "a"}, 4, embeddings=embeddings)
+    assert strategy == "k_center"

@@ -4,6 +4,8 @@ Three strategies, best available first:
 
 * ``least_confident``: once a classifier has predicted the unlabelled images,
   the ones it is least sure about teach it most;
+* ``representative``: with an embedding and nothing labelled yet, k-means on the
+  embedding and the image nearest each centre: typical images of the main groups;
 * ``k_center``: with an embedding of the images, k-centre greedy picks images
   far from everything labelled or already picked, so a few labels cover the data;
 * ``spread``: with nothing else, a random image from each of k equal slices of
@@ -74,12 +76,14 @@ def k_center_greedy(features: np.ndarray, k: int, centers: Sequence[int] = (),
 
 def representative_sample(features: np.ndarray, k: int, seed: int = 0,
                           iterations: int = 20) -> list[int]:
-    """k rows, one per cluster of a k-means on the L2-normalised features: the member nearest
-    its cluster's centre (a typical image, not an outlier).
+    """k rows: the most typical image (nearest the centre) of each of the k largest clusters of
+    a k-means on the L2-normalised features.
 
-    With nothing labelled yet, a few labels placed on the typical images of the
-    data's main groups teach more than k-centre's picks, which favour outliers
-    (what the benchmark measures: docs/benchmarks-classifier.md).
+    With nothing labelled yet, a few labels on typical images of the data's main
+    groups teach more than k-centre's picks, which favour outliers (measured in
+    docs/benchmarks-classifier.md). k-means runs with a few clusters more than k
+    so that stray images form small clusters of their own, which are then passed
+    over (TypiClust's idea, Hacohen et al. 2022).
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
@@ -89,32 +93,38 @@ def representative_sample(features: np.ndarray, k: int, seed: int = 0,
     if k <= 0:
         return []
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    m = min(n, k + max(1, k // 2))
     rng = np.random.default_rng(seed)
     # k-means++ seeding, then Lloyd iterations
-    centres = [x[int(rng.integers(n))]]
-    d2 = ((x - centres[0]) ** 2).sum(1)
-    for _ in range(1, k):
+    first = int(rng.integers(n))
+    c = [x[first]]
+    d2 = ((x - x[first]) ** 2).sum(1)
+    for _ in range(1, m):
         total = d2.sum()
         i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
-        centres.append(x[i])
+        c.append(x[i])
         d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(1))
-    c = np.stack(centres)
+    c = np.stack(c)
+
+    def distances(centres):
+        return (x * x).sum(1)[:, None] - 2 * x @ centres.T + (centres * centres).sum(1)[None]
+
     for _ in range(iterations):
-        assign = np.argmin((x * x).sum(1)[:, None] - 2 * x @ c.T + (c * c).sum(1)[None], axis=1)
-        for j in range(k):
+        assign = np.argmin(distances(c), axis=1)
+        for j in range(m):
             members = assign == j
             if members.any():
                 c[j] = x[members].mean(0)
-    dist = (x * x).sum(1)[:, None] - 2 * x @ c.T + (c * c).sum(1)[None]
+    dist = distances(c)
     assign = np.argmin(dist, axis=1)
+    sizes = np.bincount(assign, minlength=m)
     chosen: list[int] = []
-    for j in range(k):
+    for j in np.argsort(-sizes, kind="stable")[:k]:
         members = np.flatnonzero(assign == j)
         if len(members):
             chosen.append(int(members[np.argmin(dist[members, j])]))
-    taken = set(chosen)
-    # empty clusters: fill up with the rows farthest from every chosen one
-    if len(chosen) < k:
+    if len(chosen) < k:   # fewer non-empty clusters than k: fill with k-centre picks
+        taken = set(chosen)
         chosen += [i for i in k_center_greedy(x, k - len(chosen), chosen, seed) if i not in taken]
     return chosen[:k]
 
@@ -146,6 +156,11 @@ def suggest_next(relpaths: Sequence[str], labels: Mapping[str, str], k: int = 24
             features = np.stack([np.asarray(embeddings[r], dtype=np.float32).ravel()
                                  for r in known])
             centers = [i for i, r in enumerate(known) if r in labels]
+            if not centers:
+                # the very first labels: typical images of the main groups (measured better
+                # than k-centre's outliers and than random picks, benchmarks-classifier.md)
+                rows = representative_sample(features, k, seed=seed)
+                return [known[i] for i in rows], "representative"
             rows = k_center_greedy(features, k, centers, seed=seed)
             return [known[i] for i in rows], "k_center"
     return spread_sample(unlabelled, k, seed), "spread"
