@@ -99,3 +99,22 @@ def test_embedding_map_of_the_project_and_label_a_cluster(qtbot, tmp_path, toy_f
     assert {r: store.labels().get(r) for r in sorted(truth)[:5]} == \
         {r: "red" for r in sorted(truth)[:5]}
     store.close()
+
+
+def test_previews_fit_the_panel_width_and_refit_on_resize(qtbot):
+    import numpy as np
+
+    from sslstudio.gui.widgets.preview_grid import PreviewGrid, PreviewSet
+
+    grid = PreviewGrid()
+    qtbot.addWidget(grid)
+    grid.resize(420, 600)
+    grid.show()
+    qtbot.waitExposed(grid)
+    wide = np.zeros((300, 1200, 3), np.uint8)
+    grid.add_set(PreviewSet(5, [("wide preview", wide)]))
+    qtbot.waitUntil(lambda: grid.shown_count() == 1, timeout=2000)
+    assert grid._pixmaps[0].width() <= grid._scroll.viewport().width()
+    grid.resize(900, 600)
+    qtbot.waitUntil(lambda: grid._pixmaps and grid._pixmaps[0].width() > 500, timeout=2000)
+    assert grid._pixmaps[0].width() <= grid._scroll.viewport().width()

@@ -4,7 +4,8 @@
 
 Drives the real widgets, the way the pytest-qt tests do, but on the sample
 dataset with a real (short) pretraining run: open the sample → pretrain →
-inspect (previews, embedding map) → label 10 images per class → linear probe →
+inspect (previews, embedding map) → label 10 images per class → the recommended
+classifier →
 export to ONNX and try an image. The labels come from the sample's hidden
 truth file so the tour is repeatable; a person would press 1–6 in the Label
 page instead. Writes start/data/pretrain/inspect/label/classifier/export.png
@@ -92,7 +93,6 @@ def main() -> int:
     settle(0.5)
     if inspect.compute_map():
         wait_until(lambda: not window.ctx.busy, 300, "the embedding map")
-    shot("inspect")
 
     # ---- Label: N per class from the hidden truth (a person would use the 1–6 keys).
     truth_file = Path(store.image_root) / ".sslstudio-truth.csv"
@@ -112,10 +112,11 @@ def main() -> int:
         labels_page.assign_class(name, [p for p, c in chosen.items() if c == name])
     settle(1.0)
     shot("label")
+    window.show_page("Inspect")  # the map, now coloured by the new labels
+    shot("inspect")
 
     classifier = window.show_page("Classifier")
-    settle(0.5)
-    classifier.set_method("linear")
+    settle(0.5)  # the page preselects its recommended method: the default path a user takes
     if not classifier.train():
         raise SystemExit("tour: the classifier did not start")
     wait_until(lambda: not classifier.is_running(), 600, "the classifier")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -65,6 +65,12 @@ class PreviewGrid(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._inner)
+        self._scroll = scroll
+        # Re-fit the pictures to the panel after a resize (debounced: a drag resizes often).
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(120)
+        self._refit.timeout.connect(lambda: self._show_index(self.slider.value()))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -135,8 +141,11 @@ class PreviewGrid(QWidget):
             if pixmap.isNull():
                 picture.setText(f"(missing image: {Path(str(source)).name})")
             else:
-                # previews are small grids of small images: show them crisp and larger
-                column_width = max(160, (self.width() - 40) // self.columns - 16)
+                # previews are small grids of small images: show them crisp and larger,
+                # but never wider than the panel (no sideways scrolling)
+                columns = max(1, min(self.columns, len(items)))
+                available = self._scroll.viewport().width() if self.isVisible() else self.width()
+                column_width = max(120, (available - 8) // columns - 16)
                 if pixmap.width() > column_width:
                     pixmap = pixmap.scaledToWidth(column_width, Qt.SmoothTransformation)
                 elif pixmap.width() < column_width // 2:
@@ -145,10 +154,20 @@ class PreviewGrid(QWidget):
                                            Qt.KeepAspectRatio, Qt.FastTransformation)
                 picture.setPixmap(pixmap)
                 self._pixmaps.append(pixmap)
-            row, col = divmod(i, self.columns)
+            row, col = divmod(i, max(1, min(self.columns, len(items))))
             box = QWidget()
             box_layout = QVBoxLayout(box)
             box_layout.setContentsMargins(4, 4, 4, 4)
             box_layout.addWidget(caption)
             box_layout.addWidget(picture)
             self._grid.addWidget(box, row, col)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if self.sets:
+            self._refit.start()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self.sets:  # rendered while hidden: fit to the real width now
+            self._refit.start()
