@@ -5,6 +5,9 @@
         [--threads N]
     .venv/bin/python benchmarks/bench_pretrain.py --scale 2000,100000 [--tasks rotation]
         (engine memory against dataset size instead: Python objects and resident memory)
+    .venv/bin/python benchmarks/bench_pretrain.py --profile [--steps 8] [--tasks ...]
+        (the engine's loop time split by cProfile into compute and everything else: robust
+        on a shared machine, where images/s measured minutes apart are not)
 
 Both sides train the same model (backbone + task head, same seed), with the
 same optimizer (AdamW), gradient clipping, batch size and device:
@@ -151,6 +154,54 @@ def measure_engine(task_name: str, args, folder: Path, work: Path) -> dict:
     return out
 
 
+def profile_main(args) -> None:
+    """Where an engine step's time goes, from cProfile: a split that holds on a busy machine
+    (both parts slow down together), unlike images/s measured minutes apart."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    from sslstudio.pretext import TASKS
+    from sslstudio.train.pretrain import PretrainConfig, run_pretraining
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tasks = [t for t in args.tasks.split(",") if t] or list(TASKS)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-profile-"))
+    folder = work / "images"
+    if not folder.exists():
+        write_folder(folder, args.batch_size * 4, max(args.image_size, 64))
+    print(f"{args.backbone}, batch {args.batch_size}, {args.image_size} px, {args.steps} steps, "
+          f"threads {args.threads or 'default'}: seconds in the training loop (final quality "
+          "probe left out)")
+    print("| task | loop s | compute s | engine overhead | loader wait s | log points s | "
+          "reseeding s | uint8→float s | final quality s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for task in tasks:
+        config = PretrainConfig(folder=str(folder), out=tempfile.mkdtemp(prefix=f"prof-{task}-", dir=work),
+                                task=task, backbone=args.backbone, image_size=args.image_size,
+                                batch_size=args.batch_size, steps=args.steps, device=args.device,
+                                preview_every=0, quality_every=0, checkpoint_every=0,
+                                checkpoint_every_s=0, log_every=1, cache_dir=str(work / "cache"))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        run_pretraining(config)
+        profiler.disable()
+        stats = pstats.Stats(profiler).stats
+
+        def cum(name: str, module: str = "sslstudio") -> float:
+            return sum(v[3] for k, v in stats.items() if k[2] == name and module in k[0])
+
+        quality = cum("measure_quality")
+        loop = cum("loop") - quality
+        seeding, convert = cum("seed_step"), cum("to_device_float", "loader.py")
+        compute = cum("train_step") - seeding - convert - cum("set_lr") - cum("lr_at")
+        print(f"| {task} | {loop:.1f} | {compute:.1f} | {100 * (loop - compute) / loop:.1f}% | "
+              f"{cum('next', 'loader.py'):.2f} | {cum('log_point'):.2f} | {seeding:.3f} | "
+              f"{convert:.3f} | {quality:.1f} |", flush=True)
+
+
 def proc_status_mb(field: str) -> float:
     """A memory line of /proc/self/status (VmHWM, RssAnon, RssFile...) in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -256,16 +307,32 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_child(task: str, side: str, args, work: Path) -> dict:
-    command = [sys.executable, __file__, "--one", task, "--side", side, "--work", str(work),
-               "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-               "--image-size", str(args.image_size), "--backbone", args.backbone,
-               "--device", args.device, "--threads", str(args.threads)]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
+def _child_command(task: str, side: str, args, work: Path) -> list[str]:
+    return [sys.executable, __file__, "--one", task, "--side", side, "--work", str(work),
+            "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+            "--image-size", str(args.image_size), "--backbone", args.backbone,
+            "--device", args.device, "--threads", str(args.threads)]
+
+
+def _result(task: str, side: str, stdout: str, stderr: str) -> dict:
+    for line in stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    raise RuntimeError(f"{task}/{side} failed:\n{proc.stderr[-3000:]}")
+    raise RuntimeError(f"{task}/{side} failed:\n{stderr[-3000:]}")
+
+
+def run_child(task: str, side: str, args, work: Path) -> dict:
+    proc = subprocess.run(_child_command(task, side, args, work), capture_output=True, text=True)
+    return _result(task, side, proc.stdout, proc.stderr)
+
+
+def run_together(task: str, args, work: Path) -> dict[str, dict]:
+    """Both sides at the same time, one process each: on a shared machine they then see the
+    same load (the scheduler shares the cores fairly), which sequential runs do not."""
+    procs = {side: subprocess.Popen(_child_command(task, side, args, work), text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for side in ("bare", "engine")}
+    return {side: _result(task, side, *proc.communicate()) for side, proc in procs.items()}
 
 
 def main() -> None:
@@ -283,6 +350,11 @@ def main() -> None:
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--together", action="store_true",
+                        help="run the two sides at the same time (fair on a shared machine; "
+                             "use --threads 1 so each gets one core)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: split the engine's loop time into compute and the rest")
     parser.add_argument("--scale", default="", metavar="N,N",
                         help="instead: engine memory for datasets of these sizes, e.g. 2000,100000")
     args = parser.parse_args()
@@ -291,6 +363,9 @@ def main() -> None:
         return
     if args.scale:
         scale_main(args)
+        return
+    if args.profile:
+        profile_main(args)
         return
 
     from sslstudio.pretext import TASKS
@@ -304,7 +379,8 @@ def main() -> None:
         run_child(next(iter(tasks)), "engine", args, work)
         print(f"{args.backbone}, batch {args.batch_size}, {args.image_size} px, device "
               f"{args.device}, {args.steps} timed steps after {WARMUP_STEPS} warm-up, "
-              f"best of {args.repeats}, threads {args.threads or 'default'}")
+              f"best of {args.repeats}, threads {args.threads or 'default'}"
+              + (", both sides at the same time" if args.together else ""))
         header = (f"| task | bare img/s | engine img/s | engine / bare | peak RSS bare MB | "
                   f"peak RSS engine MB |")
         gpu = args.device in ("cuda", "auto") and _has_cuda()
@@ -315,17 +391,24 @@ def main() -> None:
         for task in tasks:
             best = {"bare": None, "engine": None}
             for _ in range(args.repeats):
-                for side in ("bare", "engine"):
-                    result = run_child(task, side, args, work)
+                if args.together:
+                    results = run_together(task, args, work)
+                else:
+                    results = {side: run_child(task, side, args, work) for side in ("bare", "engine")}
+                for side, result in results.items():
                     if best[side] is None or result["images_per_s"] > best[side]["images_per_s"]:
                         best[side] = result
             bare, engine = best["bare"], best["engine"]
-            row = (f"| {task} | {bare['images_per_s']:.0f} | {engine['images_per_s']:.0f} | "
+            row = (f"| {task} | {_rate(bare['images_per_s'])} | {_rate(engine['images_per_s'])} | "
                    f"{engine['images_per_s'] / bare['images_per_s']:.2f} | "
                    f"{bare['peak_rss_mb']:.0f} | {engine['peak_rss_mb']:.0f} |")
             if gpu:
                 row += f" {bare.get('peak_gpu_mb', 0):.0f} | {engine.get('peak_gpu_mb', 0):.0f} |"
             print(row, flush=True)
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2g}" if value < 1 else f"{value:.1f}"
 
 
 def _has_cuda() -> bool:

@@ -82,12 +82,18 @@ def all_reduce(values: torch.Tensor, op: str = "mean") -> torch.Tensor:
     """Mean / sum / max of a float tensor over ranks (in place; returned for convenience)."""
     if not active():
         return values
+    # NCCL reduces only CUDA tensors; the engine's log-point statistics live on the CPU
+    work = values
+    if dist.get_backend() == "nccl" and values.device.type != "cuda":
+        work = values.to(torch.device("cuda", torch.cuda.current_device()))
     if op == "max":
-        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        dist.all_reduce(work, op=dist.ReduceOp.MAX)
     else:
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        dist.all_reduce(work, op=dist.ReduceOp.SUM)
         if op == "mean":
-            values /= dist.get_world_size()
+            work /= dist.get_world_size()
+    if work is not values:
+        values.copy_(work.cpu())
     return values
 
 
