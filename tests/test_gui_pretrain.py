@@ -247,3 +247,25 @@ def test_repainting_plots_many_times_does_not_exhaust_none(qtbot):
         plots._redraw()
         plots.view.grab()
     assert sys.getrefcount(None) > 10**6
+
+
+def test_cpu_defaults_are_a_time_budget_gpu_defaults_epochs():
+    from sslstudio.gui.pages.pretrain_page import suggested_defaults
+
+    cpu = suggested_defaults(10_000, "cpu")
+    assert cpu["budget_kind"] == "minutes" and cpu["minutes"] == 10
+    assert cpu["backbone"] == "small_cnn"
+    gpu = suggested_defaults(10_000, "cuda:0")
+    assert gpu["budget_kind"] == "epochs" and gpu["backbone"].startswith("resnet")
+
+
+def test_the_page_starts_with_the_cpu_time_budget(qtbot, project):
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = project
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    page.device.setCurrentIndex(page.device.findData("cpu"))
+    page.on_project_changed()
+    assert page.budget_kind.currentText() == "minutes"
+    assert page.current_values()["minutes"] == 10 and page.current_values()["epochs"] is None

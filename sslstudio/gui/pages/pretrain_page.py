@@ -88,8 +88,11 @@ def suggested_defaults(num_images: int, device: str) -> dict:
         epochs = 10
     else:
         epochs = 3
+    # On a CPU an epoch count can mean an hour (10 epochs of 10,000 images at ~13 img/s), so
+    # the CPU default is a wall-clock budget; the engine plans its steps from measured speed.
     return {"backbone": backbone, "image_size": size, "batch_size": min(batch, max(8, num_images)),
-            "epochs": epochs, "minutes": 10 if not gpu else 15, "lr": 1e-3 if not gpu else 2e-3}
+            "epochs": epochs, "minutes": 10 if not gpu else 15, "lr": 1e-3 if not gpu else 2e-3,
+            "budget_kind": "epochs" if gpu else "minutes"}
 
 
 def load_tasks() -> dict:
