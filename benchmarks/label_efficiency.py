@@ -272,7 +272,9 @@ def main(argv=None) -> int:
     parser.add_argument("--levels", default="1,5,10,25")
     parser.add_argument("--methods", default="scratch,linear,finetune,semi,propagate")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=60,
+                        help="scratch/finetune epochs (fixed, no validation); 20 under-trains "
+                             "scratch with few labels: docs/benchmarks-classifier.md")
     parser.add_argument("--json", metavar="OUT")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args(argv)
