@@ -153,7 +153,10 @@ class SemiHead:
         torch.manual_seed(s.seed)
         self.mean = weak.mean(0)
         self.std = np.maximum(weak.std(0), 1e-6)
-        norm = lambda a: torch.from_numpy(((a - self.mean) / self.std).astype(np.float32))  # noqa: E731
+
+        def norm(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(((a - self.mean) / self.std).astype(np.float32))
+
         w_all = norm(weak)
         s_all = norm(strong) if strong is not None and len(strong) else w_all.unsqueeze(0)
         probe = LinearProbe(s.C, k, standardise=False).fit(w_all[labelled].numpy(), y_idx)
