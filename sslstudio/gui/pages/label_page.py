@@ -38,6 +38,7 @@ CLEAR_KEYS = {Qt.Key.Key_0, Qt.Key.Key_Backspace, Qt.Key.Key_Delete}
 STRATEGY_TEXT = {
     "least_confident": "least confident predictions first",
     "k_center": "diverse picks from the embedding (k-centre)",
+    "representative": "typical images of the main groups in the embedding (k-means)",
     "spread": "a spread-out sample (no embedding yet: compute the map on the Inspect page "
               "for smarter picks)",
 }
