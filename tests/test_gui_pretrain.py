@@ -269,3 +269,19 @@ def test_the_page_starts_with_the_cpu_time_budget(qtbot, project):
     page.on_project_changed()
     assert page.budget_kind.currentText() == "minutes"
     assert page.current_values()["minutes"] == 10 and page.current_values()["epochs"] is None
+
+
+def test_training_from_the_app_leaves_a_core_for_the_window(monkeypatch):
+    import torch
+
+    from sslstudio.gui.pages import pretrain_page
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("os.cpu_count", lambda: 4)
+        torch.set_num_threads(4)
+        assert pretrain_page.leave_a_core_for_the_window() == 3
+        monkeypatch.setattr("os.cpu_count", lambda: 1)
+        assert pretrain_page.leave_a_core_for_the_window() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -75,6 +75,23 @@ def failure_advice(message: str) -> str:
     return "Check the settings and start again; the run folder keeps the log (metrics.jsonl)."
 
 
+def leave_a_core_for_the_window() -> int:
+    """Cap torch's CPU threads at cores − 1 while the app trains; returns the cap.
+
+    With every core busy in torch kernels the UI thread waited for the CPU: on 2 cores
+    the event-loop p99 gap was 45–62 ms, 15–35 ms with one core left free (runs ~30 %
+    slower there; on an 8-core laptop the cost is about 1/8). docs/benchmarks-gui-training.md.
+    """
+    import os
+
+    import torch
+
+    cap = max(1, (os.cpu_count() or 1) - 1)
+    if torch.get_num_threads() > cap:
+        torch.set_num_threads(cap)
+    return torch.get_num_threads()
+
+
 def suggested_defaults(num_images: int, device: str) -> dict:
     """Settings that give a useful backbone in minutes on this device and dataset size."""
     gpu = device.startswith("cuda") or device.startswith("mps")
@@ -691,6 +708,7 @@ class PretrainPage(QWidget):
         """The worker's job: the engine, with the bridge as a listener. Never in the UI thread."""
         from sslstudio.train.pretrain import run_pretraining
 
+        leave_a_core_for_the_window()
         return run_pretraining(config, listeners=[bridge], control=control)
 
     def _on_event(self, event: dict) -> None:
