@@ -251,8 +251,11 @@ def test_no_budget_means_epochs_capped_by_minutes(tmp_path, toy_folder, monkeypa
     monkeypatch.setattr(pretrain, "DEFAULT_EPOCHS", 1000)
     monkeypatch.setattr(pretrain, "DEFAULT_MINUTES", 0.03)
     summary = run_pretraining(config_for(tmp_path, root, "slow", epochs=None))
-    assert summary["message"] == "time budget of 0.03 min reached"
-    assert summary["steps"] < 6000
+    # The cap, not the 1000 epochs (6000 steps), decides: either the plan made from the
+    # measured speed ends first or the deadline does (which one depends on the machine).
+    assert summary["status"] == "completed"
+    assert summary["message"] in ("", "time budget of 0.03 min reached")
+    assert summary["steps"] <= summary["total_steps"] < 6000
 
 
 def test_minutes_planner_plans_early_when_steps_are_slow(monkeypatch):
