@@ -285,3 +285,21 @@ def test_training_from_the_app_leaves_a_core_for_the_window(monkeypatch):
         assert pretrain_page.leave_a_core_for_the_window() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_reopened_project_shows_its_latest_run(qtbot, project):
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = project
+    run_dir = store.runs_dir / "earlier-run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text("".join(
+        json.dumps(e) + "\n" for e in [{"kind": "start", "step": 0, "time": 0}]
+        + [step_event(s, 1.0 / s) for s in range(1, 6)]
+        + [{"kind": "end", "step": 5, "time": 5, "status": "completed"}]))
+    store.add_run("pretrain", run_dir, {"task": "rotation", "backbone": "small_cnn"},
+                  status="completed")
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    assert page.plots.curves.points == 5
+    assert "earlier-run" in page.state_label.text()

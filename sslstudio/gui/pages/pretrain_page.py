@@ -191,7 +191,9 @@ def _tensor_images(value, limit: int = 4, size: int = 48) -> np.ndarray | None:
     import torch.nn.functional as F
 
     if isinstance(value, (tuple, list)):
-        parts = [p for p in (_tensor_images(v, limit=max(1, limit // 2), size=size)
+        # every part (e.g. inpainting's truth and mask) shows the same images, one row each,
+        # so the rows line up instead of leaving white gaps
+        parts = [p for p in (_tensor_images(v, limit=limit, size=size)
                              for v in value) if p is not None]
         if not parts:
             return None
@@ -559,6 +561,8 @@ class PretrainPage(QWidget):
             if store is not None else "Open a project on the Data page first.")
         self.start_button.setEnabled(store is not None and self.worker is None)
         self.refresh_runs()
+        if store is not None and self.worker is None and self._runs:
+            self.show_run(0)  # a reopened project shows its latest run's curves and previews
         if store is not None and count:
             self._examples_started = False
             self.compute_examples()
