@@ -16,6 +16,17 @@ import torch
 from torch import nn
 
 
+def classification_loss(outputs: torch.Tensor, targets: torch.Tensor):
+    """Cross-entropy and accuracy for tasks whose answer is a class (a rotation, a permutation).
+
+    The accuracy stays a 0-dim tensor so the engine reads it at log points, not every step.
+    """
+    logits = outputs.float()
+    loss = nn.functional.cross_entropy(logits, targets)
+    accuracy = (logits.argmax(1) == targets).float().mean()
+    return loss, {"accuracy": accuracy}
+
+
 @dataclass
 class PreviewImage:
     """One picture for a person: an H×W×3 uint8 grid with its captions drawn in."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from sslstudio.pretext import previews
 from sslstudio.pretext.augment import chance, grayscale, uniform
-from sslstudio.pretext.base import PretextTask, PreviewImage, TaskOption
+from sslstudio.pretext.base import PretextTask, PreviewImage, TaskOption, classification_loss
 
 GRID = 3
 TILES = GRID * GRID
@@ -170,10 +170,7 @@ class JigsawTask(PretextTask):
         return head(features.view(n, TILES, -1))
 
     def loss(self, outputs, targets):
-        logits = outputs.float()
-        loss = F.cross_entropy(logits, targets)
-        accuracy = (logits.argmax(1) == targets).float().mean()
-        return loss, {"accuracy": accuracy}  # a tensor: no device sync per step
+        return classification_loss(outputs, targets)
 
     def preview(self, inputs, outputs, targets, max_items: int = 8) -> list[PreviewImage]:
         count = min(max_items, inputs.shape[0])

@@ -7,12 +7,11 @@ and their usual orientation.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sslstudio.pretext import previews
 from sslstudio.pretext.augment import like
-from sslstudio.pretext.base import PretextTask, PreviewImage, TaskOption
+from sslstudio.pretext.base import PretextTask, PreviewImage, TaskOption, classification_loss
 
 ANGLES = (0, 90, 180, 270)
 
@@ -69,10 +68,7 @@ class RotationTask(PretextTask):
         return like(inputs, images), targets
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor):
-        logits = outputs.float()
-        loss = F.cross_entropy(logits, targets)
-        accuracy = (logits.argmax(1) == targets).float().mean()
-        return loss, {"accuracy": accuracy}  # a tensor: no device sync per step
+        return classification_loss(outputs, targets)
 
     def preview(self, inputs, outputs, targets, max_items: int = 8) -> list[PreviewImage]:
         count = min(max_items, inputs.shape[0])
