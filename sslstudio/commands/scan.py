@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from sslstudio.data.formats import human_bytes
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", metavar="FOLDER", help="image folder (searched recursively)")
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             "seconds": round(result.seconds, 4),
         }))
         return 0
-    print(f"{result.root}: {result.count} images, {_human_bytes(result.total_bytes)} "
+    print(f"{result.root}: {result.count} images, {human_bytes(result.total_bytes)} "
           f"({result.seconds:.2f} s)")
     for ext, n in result.by_extension().items():
         print(f"  {ext:6s} {n}")
@@ -46,11 +48,3 @@ def run(args: argparse.Namespace) -> int:
         for bad in result.bad:
             print(f"  {bad.relpath}: {bad.reason}")
     return 0
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"

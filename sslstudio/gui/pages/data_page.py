@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sslstudio.data.formats import human_bytes
 from sslstudio.gui.widgets.gallery import GalleryModel, GalleryView, loader_for
 
 
@@ -69,14 +70,6 @@ def scan_and_sync(store, progress=None, cancelled=None) -> IndexSnapshot:
     snapshot = read_snapshot(store)
     snapshot.summary, snapshot.scan_seconds = summary, getattr(scan, "seconds", None)
     return snapshot
-
-
-def human_size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 class DataPage(QWidget):
@@ -219,7 +212,7 @@ class DataPage(QWidget):
 
     def _show_summary(self, snapshot: IndexSnapshot) -> None:
         n = len(snapshot.relpaths)
-        parts = [f"<b>{n:,} images</b>", human_size(snapshot.total_bytes)]
+        parts = [f"<b>{n:,} images</b>", human_bytes(snapshot.total_bytes)]
         parts.append(f"<span style='color:#d9534f'>{len(snapshot.bad):,} unreadable</span>"
                      if snapshot.bad else "no unreadable files")
         parts.append(f"{snapshot.labelled:,} labelled")
