@@ -204,16 +204,21 @@ def import_csv(store: ProjectStore, path: str | os.PathLike) -> ImportReport:
         relpath = normalize_relpath(raw)
         absolute = (matcher.relative_to_root(Path(raw).resolve())
                     if os.path.isabs(raw) else None)
-        match, named = matcher.match([relpath, absolute])
-        if match is None:
-            report.unknown_files.append(raw)
-            continue
-        if match in found and found[match] != label:
-            report.conflicts.append(match)
-        found[match] = label
-        if named:
-            by_name.add(match)
+        _record(report, found, by_name, *matcher.match([relpath, absolute]), label, raw)
     return _apply(store, report, found, by_name)
+
+
+def _record(report: ImportReport, found: dict[str, str], by_name: set[str], match: str | None,
+            named: bool, label: str, shown_as: str) -> None:
+    """Note one imported label: unknown file, conflict with an earlier row, or a match."""
+    if match is None:
+        report.unknown_files.append(shown_as)
+        return
+    if match in found and found[match] != label:
+        report.conflicts.append(match)
+    found[match] = label
+    if named:
+        by_name.add(match)
 
 
 def export_csv(store: ProjectStore, path: str | os.PathLike) -> int:
@@ -356,13 +361,6 @@ def import_imagefolder(store: ProjectStore, folder: str | os.PathLike) -> Import
                 below,
                 below.replace(FLAT_SEPARATOR, "/") if FLAT_SEPARATOR in below else None,
             ]
-            match, named = matcher.match(candidates)
-            if match is None:
-                report.unknown_files.append(path.relative_to(folder).as_posix())
-                continue
-            if match in found and found[match] != label:
-                report.conflicts.append(match)
-            found[match] = label
-            if named:
-                by_name.add(match)
+            _record(report, found, by_name, *matcher.match(candidates), label,
+                    path.relative_to(folder).as_posix())
     return _apply(store, report, found, by_name)
