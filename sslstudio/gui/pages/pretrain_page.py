@@ -76,11 +76,13 @@ def failure_advice(message: str) -> str:
 
 
 def leave_a_core_for_the_window() -> int:
-    """Cap torch's CPU threads at cores − 1 while the app trains; returns the cap.
+    """Cap torch's CPU threads at cores − 1; returns torch's thread count afterwards.
 
-    With every core busy in torch kernels the UI thread waited for the CPU: on 2 cores
-    the event-loop p99 gap was 45–62 ms, 15–35 ms with one core left free (runs ~30 %
-    slower there; on an 8-core laptop the cost is about 1/8). docs/benchmarks-gui-training.md.
+    Called when the app starts a pretraining run; the cap is process-wide and stays for
+    the rest of the session, so later background work leaves the core free too. With
+    every core busy in torch kernels the UI thread waited for a CPU: on 2 cores the
+    event-loop p99 gap roughly halved with one core free, at ~30 % of the run's speed
+    there (about 1/8 on an 8-core laptop); figures in docs/benchmarks-gui-training.md.
     """
     import os
 
