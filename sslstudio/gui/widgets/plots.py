@@ -124,7 +124,7 @@ class RunCurves:
             return True
         if kind == "quality":
             self.last_quality = event
-            for name in ("effective_rank", "knn_accuracy")  # the two curves drawn:
+            for name in ("effective_rank", "knn_accuracy"):  # the two quality curves drawn
                 if isinstance(event.get(name), (int, float)):
                     self.quality.setdefault(name, _Series()).add(step, event[name])
             return True
