@@ -39,3 +39,19 @@ def test_gui_reset_settings_clears_the_settings_file(tmp_path, capsys):
     assert main(["gui", "--reset-settings"]) == 0
     assert "settings reset" in capsys.readouterr().out
     assert AppSettings().recent_projects(existing_only=False) == []
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    from conftest import write_toy_folder
+
+    root = tmp_path / "images"
+    write_toy_folder(root, per_class=2)
+    for i in range(200):  # enough output lines to outlast a reader that leaves at once
+        (root / f"junk{i}.png").write_bytes(b"not an image")
+    proc = subprocess.Popen([sys.executable, "-m", "sslstudio", "scan", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141)
+    assert "Traceback" not in stderr
