@@ -26,6 +26,8 @@ COMMANDS = {
     "predict": "predict a folder of images with an exported model",
     "install-desktop": "add SSL Studio to the desktop's application menu (Linux)",
 }
+# Started by the app, not typed by people: parsed like the others, not listed in --help.
+HIDDEN_COMMANDS = ("pretrain-worker",)
 
 
 def _command_module(name: str):
@@ -43,6 +45,10 @@ def build_parser(load_commands: list[str] | None = None) -> argparse.ArgumentPar
         p = sub.add_parser(name, help=help_text, description=help_text)
         if load_commands is None or name in load_commands:
             _command_module(name).add_arguments(p)
+    for name in HIDDEN_COMMANDS:
+        p = sub.add_parser(name)
+        if load_commands is None or name in load_commands:
+            _command_module(name).add_arguments(p)
     return parser
 
 
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["gui", *argv]
         wanted = "gui"
     # Only the chosen command's module is imported (fast --help, fast startup).
-    parser = build_parser([wanted] if wanted in COMMANDS else [])
+    parser = build_parser([wanted] if wanted in COMMANDS or wanted in HIDDEN_COMMANDS else [])
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

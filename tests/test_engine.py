@@ -352,3 +352,52 @@ def test_cli_input_errors_exit_2(tmp_path, toy_folder, capsys, case):
     expected = {"missing": "not found", "empty": "no images", "unknown-task": "unknown task",
                 "resume-nothing": "nothing to resume"}[case]
     assert expected in err and "Traceback" not in err
+
+
+def test_file_control_reads_run_pause_stop_and_notices_a_vanished_parent(tmp_path):
+    import os
+
+    from sslstudio.train.control import FileRunControl, write_control_state
+
+    path = tmp_path / "control"
+    control = FileRunControl(path, parent_pid=os.getppid(), poll_s=0)
+    assert not control.is_stopped() and not control.paused  # no file yet: run
+    write_control_state(path, "pause")
+    assert control.paused and not control.wait_while_paused(timeout=0.05)
+    write_control_state(path, "run")
+    assert not control.paused and control.wait_while_paused(timeout=0.05)
+    write_control_state(path, "stop")
+    assert control.is_stopped()
+    with pytest.raises(ValueError):
+        write_control_state(path, "faster")
+    orphan = FileRunControl(tmp_path / "other", parent_pid=os.getppid() + 100_000, poll_s=0)
+    assert orphan.is_stopped()  # the app that started it is gone
+
+
+@needs_layers
+def test_the_app_worker_command_stops_through_its_control_file(tmp_path, toy_folder):
+    """`sslstudio pretrain-worker` (the app's training process) obeys RUN_DIR/control."""
+    import subprocess
+    import sys
+    import time
+
+    root, _ = toy_folder
+    config = config_for(tmp_path, root, epochs=500)
+    Path(config.out).mkdir(parents=True)
+    settings, control = Path(config.out) / "app-config.json", Path(config.out) / "control"
+    settings.write_text(config.to_json())
+    process = subprocess.Popen([sys.executable, "-m", "sslstudio", "pretrain-worker",
+                                "--config", str(settings), "--control", str(control)],
+                               stderr=subprocess.PIPE, text=True)
+    log = Path(config.out) / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and '"kind": "step"' in log.read_text()):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    control.write_text("stop")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    ends = [e for e in read_events(config.out) if e["kind"] == "end"]
+    assert ends[-1]["status"] == "stopped" and ends[-1]["step"] < 500 * 6
+    assert (Path(config.out) / "checkpoints" / "last.pt").is_file()

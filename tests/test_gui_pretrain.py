@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pytestqt  # noqa: F401 - a declared test dependency: missing means failure, not a skip
@@ -71,6 +72,18 @@ def test_plots_record_every_event_but_redraw_at_a_bounded_rate(qtbot):
     qtbot.waitUntil(lambda: plots.raw_loss.getData()[0] is not None
                     and len(plots.raw_loss.getData()[0]) == 2000, timeout=2000)
     assert plots.redraws - before <= 3
+    # the side plots catch up one per tick, and then the redraws stop
+    def points(curve) -> int:
+        x = curve.getData()[0]
+        return 0 if x is None else len(x)
+
+    qtbot.waitUntil(lambda: points(plots.lr_curve) == points(plots.memory_curve) == 2000,
+                    timeout=3000)
+    qtbot.waitUntil(lambda: not plots._dirty, timeout=3000)
+    settled = plots.redraws
+    assert settled - before <= 2 * len(plots.SIDE_PLOTS) + 1
+    qtbot.wait(400)
+    assert plots.redraws == settled  # nothing new: no more repaints
     x, y = plots.smooth_loss.getData()
     assert y[-1] < y[10]  # the smoothed loss follows the decreasing raw loss
     assert "step 1999" in plots.summary.text() and "ETA" in plots.eta.text()
@@ -150,7 +163,8 @@ def test_rotation_run_from_the_page_plots_and_previews(qtbot, project):
     assert page.start_button.isEnabled()
 
 
-def test_stop_ends_the_run_as_stopped(qtbot, project):
+def start_long_run(qtbot, project):
+    """A page running a rotation run far longer than the test; returns (page, store, steps)."""
     from sslstudio.gui.pages.pretrain_page import PretrainPage
 
     store, _ = project
@@ -160,39 +174,100 @@ def test_stop_ends_the_run_as_stopped(qtbot, project):
     steps: list[dict] = []
     page.hub.event.connect(lambda e: e.get("kind") == "step" and steps.append(e))
     assert page.start_run()
-    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=30_000)
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60_000)
+    return page, store, steps
+
+
+def test_stop_ends_the_run_as_stopped(qtbot, project):
+    page, store, steps = start_long_run(qtbot, project)
     page.pause_run()
     assert page.resume_button.isEnabled()
+    qtbot.wait(1000)  # the worker sees the pause within its control poll
+    paused_at = len(steps)
+    qtbot.wait(1000)
+    assert len(steps) == paused_at  # paused means no step
     page.resume_run()
+    qtbot.waitUntil(lambda: len(steps) > paused_at, timeout=20_000)
     page.stop_run()
     assert wait_for_end(qtbot, page, 30_000) == "stopped"
     assert store.runs("pretrain")[-1]["status"] == "stopped"
     assert page.plots.curves.points < 500 * 3  # it did not run the whole budget
 
 
-def test_engine_failure_shows_advice_and_the_app_keeps_running(qtbot, project, monkeypatch):
-    from sslstudio.train import pretrain as engine
-    from sslstudio.gui.pages.pretrain_page import PretrainPage
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-    monkeypatch.setattr(engine, "run_pretraining", broken)
-    store, _ = project
-    page = PretrainPage(make_context(store))
-    qtbot.addWidget(page)
-    fast_settings(page)
-    assert page.start_run()
-    assert wait_for_end(qtbot, page, 10_000) == "failed"
-    assert not page.error_banner.isHidden()
-    assert "out of memory" in page.error_banner.text()
-    assert "smaller batch" in page.error_banner.text()
-    assert store.runs("pretrain")[-1]["status"] == "failed"
-    assert page.start_button.isEnabled()
-    ticks: list[int] = []  # the event loop still runs timers
+def assert_event_loop_runs(qtbot) -> None:
     from PySide6.QtCore import QTimer
+
+    ticks: list[int] = []
     QTimer.singleShot(10, lambda: ticks.append(1))
     qtbot.waitUntil(lambda: ticks == [1], timeout=1000)
+
+
+def test_a_failing_run_shows_the_engines_reason_and_advice(qtbot, tmp_path):
+    """Colorization on grayscale images fails inside the worker process; the page says why."""
+    from PIL import Image
+
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    root = tmp_path / "gray"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8), "L").save(
+            root / f"g{i}.png")
+    store, _ = make_project(tmp_path, (root, None))
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    fast_settings(page, "colorization")
+    assert page.start_run()
+    assert wait_for_end(qtbot, page, 60_000) == "failed"
+    banner = page.error_banner.text()
+    assert not page.error_banner.isHidden()
+    assert "colour" in banner and "choose another task" in banner, banner
+    assert store.runs("pretrain")[-1]["status"] == "failed"
+    assert page.start_button.isEnabled()
+    dialog = page.show_failure_details()  # the "Details…" link: the engine's traceback
+    assert "Traceback" in dialog.detailedText() or "colour" in dialog.detailedText()
+    dialog.close()
+    assert_event_loop_runs(qtbot)
+
+
+def test_a_killed_worker_process_becomes_a_failed_run_not_a_hang(qtbot, project):
+    import os
+    import signal
+
+    page, store, _ = start_long_run(qtbot, project)
+    os.kill(page.process.pid(), signal.SIGKILL)  # as if the kernel's OOM killer struck
+    assert wait_for_end(qtbot, page, 20_000) == "failed"
+    assert "training process" in page.last_message and "before the run ended" in page.last_message
+    assert "The run failed" in page.error_banner.text()
+    assert store.runs("pretrain")[-1]["status"] == "failed"
+    assert page.start_button.isEnabled()
+    assert_event_loop_runs(qtbot)
+
+
+def test_out_of_memory_and_divergence_get_their_own_advice():
+    from sslstudio.gui.pages.pretrain_page import failure_advice
+
+    assert "smaller batch" in failure_advice("the device ran out of memory at batch size 512")
+    assert "learning rate" in failure_advice("the loss became NaN at step 40")
+    assert "Data page" in failure_advice("no images could be decoded")
+
+
+def test_closing_the_page_stops_a_running_run_with_a_checkpoint(qtbot, project):
+    page, _, _ = start_long_run(qtbot, project)
+    process = page.process
+    page.shutdown()
+    assert not process.is_running() or process.process.state() == process.process.NotRunning
+    assert process.exit_code == 0, process.output
+    assert (page.run_dir / "checkpoints").is_dir()
+    ends = [e for e in read_run_events(page.run_dir) if e.get("kind") == "end"]
+    assert ends and ends[-1]["status"] == "stopped"
+
+
+def read_run_events(run_dir):
+    from sslstudio.gui.run_bridge import read_events
+
+    return read_events(run_dir)
 
 
 def test_follow_a_run_folder_written_elsewhere(qtbot, project, tmp_path):
@@ -271,22 +346,6 @@ def test_the_page_starts_with_the_cpu_time_budget(qtbot, project):
     assert page.current_values()["minutes"] == 10 and page.current_values()["epochs"] is None
 
 
-def test_training_from_the_app_leaves_a_core_for_the_window(monkeypatch):
-    import torch
-
-    from sslstudio.gui.pages import pretrain_page
-
-    before = torch.get_num_threads()
-    try:
-        monkeypatch.setattr("os.cpu_count", lambda: 4)
-        torch.set_num_threads(4)
-        assert pretrain_page.leave_a_core_for_the_window() == 3
-        monkeypatch.setattr("os.cpu_count", lambda: 1)
-        assert pretrain_page.leave_a_core_for_the_window() == 1
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_a_reopened_project_shows_its_latest_run(qtbot, project):
     from sslstudio.gui.pages.pretrain_page import PretrainPage
 
@@ -303,3 +362,19 @@ def test_a_reopened_project_shows_its_latest_run(qtbot, project):
     qtbot.addWidget(page)
     assert page.plots.curves.points == 5
     assert "earlier-run" in page.state_label.text()
+
+
+def test_torch_work_in_the_apps_threads_leaves_a_core_for_the_window(monkeypatch):
+    import torch
+
+    from sslstudio.gui import workers
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("os.cpu_count", lambda: 4)
+        torch.set_num_threads(4)
+        assert workers.leave_a_core_for_the_window() == 3
+        monkeypatch.setattr("os.cpu_count", lambda: 1)
+        assert workers.leave_a_core_for_the_window() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -124,6 +124,7 @@ class RunFollower(QObject):
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.poll)
         self.ended = False
+        self.last_step = 0
 
     def start(self) -> None:
         self.poll()
@@ -166,6 +167,8 @@ class RunFollower(QObject):
             if not isinstance(event, dict):
                 continue
             count += 1
+            if isinstance(event.get("step"), int):
+                self.last_step = event["step"]
             self.event.emit(resolve_preview_paths(event, self.run_dir))
             if event.get("kind") == "end" and not self.ended:
                 self.ended = True

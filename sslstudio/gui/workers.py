@@ -201,3 +201,35 @@ def _describe(fn: Callable) -> str:
     name = getattr(fn, "__name__", "") or type(fn).__name__
     name = name.strip("_<>").replace("_", " ") or "task"
     return "The task" if name == "lambda" else name[:1].upper() + name[1:]
+
+
+def leave_a_core_for_the_window() -> int:
+    """Cap torch's CPU threads at cores − 1; returns torch's thread count afterwards.
+
+    Called before torch work in one of the app's threads (classifier training); the cap
+    is process-wide. With every core busy in torch kernels the UI thread waited for a
+    CPU: on 2 cores the event-loop p99 gap roughly halved with one core free
+    (docs/benchmarks-gui-training.md). Pretraining runs in its own, lower-priority
+    process instead and keeps every core.
+    """
+    import os
+
+    import torch
+
+    cap = max(1, (os.cpu_count() or 1) - 1)
+    if torch.get_num_threads() > cap:
+        torch.set_num_threads(cap)
+    return torch.get_num_threads()
+
+
+def error_text(error) -> str:
+    """The readable part of whatever an on_error callback receives (exception, tuple, text)."""
+    for item in error:
+        if isinstance(item, BaseException):
+            return error_message(item)
+    for item in error:
+        if isinstance(item, tuple):
+            return error_text(item)
+        if isinstance(item, str) and item:
+            return item.strip().splitlines()[-1]
+    return "unknown error"

@@ -383,14 +383,14 @@ class ClassifierPage(QWidget):
                 self.curve_item.setData(self._curve_x, self._curve_y)
 
     def _on_error(self, *error) -> None:
-        from sslstudio.gui.pages.pretrain_page import _error_text
+        from sslstudio.gui.workers import error_text
 
         self.worker = None
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        message = _error_text(error)
+        message = error_text(error)
         if self.cancel_requested or "cancel" in message.lower():
             self.status_label.setText("Cancelled: nothing was saved.")
         else:
@@ -584,8 +584,10 @@ class TrainJob:
     def run(self, progress=None) -> dict:
         progress = progress if callable(progress) else self._record
         from sslstudio.gui.pages.inspect_page import load_dataset_images
+        from sslstudio.gui.workers import leave_a_core_for_the_window
         from sslstudio.train.classifier import ClassifierOptions, fit_classifier, load_pretrained
 
+        leave_a_core_for_the_window()
         if self.run_dir is not None:
             backbone, config = load_pretrained(self.run_dir)
         else:  # scratch without a pretraining run: the small default network

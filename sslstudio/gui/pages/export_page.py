@@ -325,11 +325,11 @@ class ExportPage(QWidget):
                 self.try_model.addItem(Path(info["path"]).name, info["path"])
 
     def _on_export_error(self, *error) -> None:
-        from sslstudio.gui.pages.pretrain_page import _error_text
+        from sslstudio.gui.workers import error_text
 
         self.worker = None
         self.export_button.setEnabled(True)
-        self.export_status.setText(f"<b>Export failed:</b> {_error_text(error)}")
+        self.export_status.setText(f"<b>Export failed:</b> {error_text(error)}")
 
     # ------------------------------------------------------------------ try it
     def _choose_image(self) -> None:
@@ -360,8 +360,8 @@ class ExportPage(QWidget):
         self.predicted.emit(label, confidence)
 
     def _on_prediction_error(self, *error) -> None:
-        from sslstudio.gui.pages.pretrain_page import _error_text
+        from sslstudio.gui.workers import error_text
 
         self.try_worker = None
         self.last_prediction = None
-        self.prediction.setText(f"<b>Could not predict:</b> {_error_text(error)}")
+        self.prediction.setText(f"<b>Could not predict:</b> {error_text(error)}")

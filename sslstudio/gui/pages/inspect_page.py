@@ -255,11 +255,11 @@ class InspectPage(QWidget):
         self.embedding_ready.emit(len(relpaths))
 
     def _on_embedding_error(self, *error) -> None:
-        from sslstudio.gui.pages.pretrain_page import _error_text
+        from sslstudio.gui.workers import error_text
 
         self.worker = None
         self.compute_button.setEnabled(True)
-        self.map_status.setText(f"Could not compute the map: {_error_text(error)}")
+        self.map_status.setText(f"Could not compute the map: {error_text(error)}")
 
     def _recolor(self, *args) -> None:
         store = self.store

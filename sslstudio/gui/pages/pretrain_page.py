@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sslstudio.gui.run_bridge import EventBridge, RunFollower, read_events
+from sslstudio.gui.run_bridge import RunFollower, read_events
+from sslstudio.gui.run_process import PretrainProcess
 from sslstudio.gui.widgets.plots import TrainingPlots
 from sslstudio.gui.widgets.preview_grid import array_to_pixmap
 
@@ -73,25 +75,6 @@ def failure_advice(message: str) -> str:
     if "colour" in text or "color" in text or "grayscale" in text:
         return "This task needs colour images; choose another task for a grayscale dataset."
     return "Check the settings and start again; the run folder keeps the log (metrics.jsonl)."
-
-
-def leave_a_core_for_the_window() -> int:
-    """Cap torch's CPU threads at cores − 1; returns torch's thread count afterwards.
-
-    Called when the app starts a pretraining run; the cap is process-wide and stays for
-    the rest of the session, so later background work leaves the core free too. With
-    every core busy in torch kernels the UI thread waited for a CPU: on 2 cores the
-    event-loop p99 gap roughly halved with one core free, at ~30 % of the run's speed
-    there (about 1/8 on an 8-core laptop); figures in docs/benchmarks-gui-training.md.
-    """
-    import os
-
-    import torch
-
-    cap = max(1, (os.cpu_count() or 1) - 1)
-    if torch.get_num_threads() > cap:
-        torch.set_num_threads(cap)
-    return torch.get_num_threads()
 
 
 def suggested_defaults(num_images: int, device: str) -> dict:
@@ -341,14 +324,13 @@ class PretrainPage(QWidget):
         self.ctx = ctx
         self.hub = run_hub(ctx)
         self.tasks = load_tasks()
-        self.control = None
-        self.worker = None
-        self.bridge: EventBridge | None = None
+        self.process: PretrainProcess | None = None
         self.follower: RunFollower | None = None
         self.run_id: int | None = None
         self.run_dir: Path | None = None
         self.last_status: str | None = None
         self.last_message: str = ""
+        self.last_details: str = ""
         self._events: list[dict] = []
         self._examples_started = False
         self._build()
@@ -444,7 +426,9 @@ class PretrainPage(QWidget):
 
         self.error_banner = QLabel("")
         self.error_banner.setWordWrap(True)
-        self.error_banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error_banner.setTextInteractionFlags(
+            Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse | Qt.LinksAccessibleByKeyboard)
+        self.error_banner.linkActivated.connect(self.show_failure_details)
         self.error_banner.setStyleSheet("background: #fdecea; color: #611a15; padding: 8px;"
                                         "border: 1px solid #f5c6cb; border-radius: 4px")
         self.error_banner.hide()
@@ -561,9 +545,9 @@ class PretrainPage(QWidget):
         self.defaults_note.setText(
             f"Defaults chosen for {count} images on {self.device.currentText()}."
             if store is not None else "Open a project on the Data page first.")
-        self.start_button.setEnabled(store is not None and self.worker is None)
+        self.start_button.setEnabled(store is not None and self.process is None)
         self.refresh_runs()
-        if store is not None and self.worker is None and self._runs:
+        if store is not None and self.process is None and self._runs:
             self.show_run(0)  # a reopened project shows its latest run's curves and previews
         if store is not None and count:
             self._examples_started = False
@@ -660,7 +644,7 @@ class PretrainPage(QWidget):
         if store is None:
             self._show_failure("No project is open.", "Open or create a project on the Data page.")
             return False
-        if self.worker is not None:
+        if self.process is not None:
             return False
         values = self.current_values()
         if values["task"] is None:
@@ -686,36 +670,33 @@ class PretrainPage(QWidget):
             self._show_failure(f"The settings are not valid: {exc}", "Correct them and retry.")
             return False
 
-        from sslstudio.train.control import RunControl
-
-        self.control = RunControl()
         self.run_dir = run_dir
         self.run_id = store.add_run("pretrain", run_dir, {**values, **config_to_dict(config)},
                                     status="running")
         self._stop_following()
         self._events = []
-        self.last_status, self.last_message = None, ""
+        self.last_status, self.last_message, self.last_details = None, "", ""
         self.error_banner.hide()
         self.plots.clear()
         self.plots.set_comparison({})
-        self.bridge = EventBridge(run_dir, parent=self)
-        self.bridge.event.connect(self._on_event)
+        # The engine runs in its own process (no contest with the window for the GIL);
+        # its events come back through the run folder's metrics.jsonl.
+        self.process = PretrainProcess(config, parent=self)
+        self.process.event.connect(self._on_event)
+        self.process.exited.connect(self._on_process_exited)
         self.hub.run_started.emit(str(run_dir), {**values})
-        self.state_label.setText(f"Running {values['task']} in {run_dir.name}…")
+        self.state_label.setText(f"Starting {values['task']} in {run_dir.name}…")
         self._set_running(True)
-        self.worker = self._background(self._train, config, self.bridge, self.control,
-                                       store, on_result=self._on_train_result,
-                                       on_error=self._on_train_error)
+        try:
+            self.process.start()
+        except OSError as exc:  # the run folder cannot be written
+            self.process.deleteLater()
+            self.process = None
+            self._finish("failed", f"cannot prepare the run folder {run_dir}: {exc}")
+            self._set_running(False)
+            return False
         self.refresh_runs()
         return True
-
-    @staticmethod
-    def _train(config, bridge, control, store):
-        """The worker's job: the engine, with the bridge as a listener. Never in the UI thread."""
-        from sslstudio.train.pretrain import run_pretraining
-
-        leave_a_core_for_the_window()
-        return run_pretraining(config, listeners=[bridge], control=control)
 
     def _on_event(self, event: dict) -> None:
         self._events.append(event)
@@ -726,32 +707,22 @@ class PretrainPage(QWidget):
             self._finish(str(event.get("status", "completed")), str(event.get("message") or ""))
         elif kind == "error":
             self.last_message = str(event.get("message") or "")
+            self.last_details = str(event.get("details") or "")
+        elif kind == "start" and self.process is not None and not self.process.saw_end:
+            self.state_label.setText(f"Running {self.run_dir.name if self.run_dir else ''}…")
 
-    def _on_train_result(self, _result=None) -> None:
-        if self.bridge is not None:
-            self.bridge.stop()  # deliver the run's last events (its "end") first
-        # the end event normally arrived already; this covers an engine that returns quietly
-        if self.last_status is None:
-            status = "stopped" if self.control is not None and _is_stopped(self.control) \
-                else "completed"
-            if isinstance(_result, dict) and _result.get("status"):
-                status = str(_result["status"])
-            elif isinstance(getattr(_result, "status", None), str):
-                status = _result.status
-            self._finish(status, "")
-        self._worker_done()
-
-    def _on_train_error(self, *error) -> None:
-        if self.bridge is not None:
-            self.bridge.stop()
-        message = _error_text(error)
-        if self.last_status is None:
-            self._finish("failed", message)
-        self._worker_done()
-
-    def _worker_done(self) -> None:
-        self.worker = None
+    def _on_process_exited(self) -> None:
+        """The worker process is gone and its last events were delivered (an "end" among them)."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.deleteLater()
         self._set_running(False)
+
+    def shutdown(self) -> None:
+        """The window closes: a running run stops with a checkpoint (resumable), not killed."""
+        self._stop_following()
+        if self.process is not None:
+            self.process.shutdown()
 
     def _finish(self, status: str, message: str) -> None:
         if self.last_status is not None:
@@ -780,33 +751,42 @@ class PretrainPage(QWidget):
         self.refresh_runs()
 
     def _show_failure(self, message: str, advice: str) -> None:
-        self.error_banner.setText(f"<b>The run failed:</b> {message}<br>{advice}")
+        link = ' <a href="details">Details…</a>' if self.last_details else ""
+        self.error_banner.setText(f"<b>The run failed:</b> {html.escape(message)}<br>"
+                                  f"{advice}{link}")
         self.error_banner.show()
 
+    def show_failure_details(self, *_):
+        """The failed run's traceback or the worker's last output, in a dialog."""
+        from sslstudio.gui.workers import show_error
+
+        return show_error(self, "The run failed", self.last_message or "The run failed.",
+                          details=self.last_details or None)
+
     def pause_run(self) -> None:
-        if self.control is not None and self.worker is not None:
-            self.control.pause()
+        if self.process is not None:
+            self.process.pause()
             self.state_label.setText("Paused. Resume continues where it stopped.")
             self.pause_button.setEnabled(False)
             self.resume_button.setEnabled(True)
 
     def resume_run(self) -> None:
-        if self.control is not None and self.worker is not None:
-            self.control.resume()
+        if self.process is not None:
+            self.process.resume()
             self.state_label.setText("Running…")
             self.pause_button.setEnabled(True)
             self.resume_button.setEnabled(False)
 
     def stop_run(self) -> None:
-        if self.control is not None and self.worker is not None:
-            self.control.stop()
+        if self.process is not None:
+            self.process.stop()
             self.state_label.setText("Stopping after the current step (a checkpoint is kept)…")
             self.stop_button.setEnabled(False)
             self.pause_button.setEnabled(False)
             self.resume_button.setEnabled(False)
 
     def is_running(self) -> bool:
-        return self.worker is not None
+        return self.process is not None
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running and self.store is not None)
@@ -846,7 +826,7 @@ class PretrainPage(QWidget):
 
     def show_run(self, row: int) -> None:
         """Show a past run's curves (and previews on the Inspect page)."""
-        if self.worker is not None or not (0 <= row < len(self._runs)):
+        if self.process is not None or not (0 <= row < len(self._runs)):
             return
         run = self._runs[row]
         events = read_events(run["path"])
@@ -863,7 +843,7 @@ class PretrainPage(QWidget):
             return
         runs = [self._runs[r] for r in rows]
         first = read_events(runs[0]["path"])
-        if self.worker is None:
+        if self.process is None:
             self.plots.set_events(first)
         self.plots.set_comparison({Path(runs[1]["path"]).name: read_events(runs[1]["path"])})
         self.state_label.setText(f"Comparing {Path(runs[0]['path']).name} (solid) with "
@@ -909,29 +889,3 @@ class PretrainPage(QWidget):
             self.follower.stop()
             self.follower.deleteLater()
             self.follower = None
-
-
-def _is_stopped(control) -> bool:
-    for name in ("stopped", "is_stopped", "stop_requested", "should_stop"):
-        value = getattr(control, name, None)
-        if callable(value):
-            try:
-                return bool(value())
-            except TypeError:
-                continue
-        if value is not None:
-            return bool(value)
-    return False
-
-
-def _error_text(error) -> str:
-    """The readable part of whatever the worker's on_error passes (exception, tuple, text)."""
-    for item in error:
-        if isinstance(item, BaseException):
-            return str(item) or type(item).__name__
-    for item in error:
-        if isinstance(item, tuple):
-            return _error_text(item)
-        if isinstance(item, str) and item:
-            return item.strip().splitlines()[-1]
-    return "unknown error"
