@@ -344,6 +344,8 @@ def test_the_page_starts_with_the_cpu_time_budget(qtbot, project):
     page.on_project_changed()
     assert page.budget_kind.currentText() == "minutes"
     assert page.current_values()["minutes"] == 10 and page.current_values()["epochs"] is None
+    # the measured CPU default (benchmarks/bench_cpu_budget.py): contrastive at 32 px
+    assert page.selected_task() == "contrastive" and page.image_size.value() == 32
 
 
 def test_a_reopened_project_shows_its_latest_run(qtbot, project):
@@ -378,3 +380,43 @@ def test_torch_work_in_the_apps_threads_leaves_a_core_for_the_window(monkeypatch
         assert workers.leave_a_core_for_the_window() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_stopped_run_continues_from_its_checkpoint_in_the_same_folder(qtbot, project):
+    page, store, steps = start_long_run(qtbot, project)
+    page.stop_run()
+    assert wait_for_end(qtbot, page, 30_000) == "stopped"
+    first_steps = max(e["step"] for e in steps)
+    page.refresh_runs()
+    page.run_table.selectRow(0)
+    assert page.continue_button.isEnabled()
+    assert page.continue_run()
+    assert page.is_running() and store.runs("pretrain")[-1]["status"] == "running"
+    assert page.plots.curves.points >= first_steps  # the curves so far are kept
+    qtbot.waitUntil(lambda: max(e["step"] for e in steps) > first_steps + 1, timeout=60_000)
+    page.stop_run()
+    assert wait_for_end(qtbot, page, 30_000) == "stopped"
+    runs = store.runs("pretrain")
+    assert len(runs) == 1 and runs[0]["status"] == "stopped"
+    starts = [e for e in read_run_events(page.run_dir) if e.get("kind") == "start"]
+    assert [e.get("resumed_from") is not None for e in starts] == [False, True]
+
+
+def test_runs_left_running_by_a_closed_app_are_settled_on_reopen(qtbot, project):
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = project
+    ended, cut = store.runs_dir / "ended", store.runs_dir / "cut"
+    for folder, events in ((ended, [step_event(1, 1.0), {"kind": "end", "step": 1,
+                                                         "status": "stopped"}]),
+                           (cut, [step_event(1, 1.0), step_event(2, 0.9)])):
+        folder.mkdir(parents=True)
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        store.add_run("pretrain", folder, {"task": "rotation"}, status="running")
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    statuses = {Path(r["path"]).name: r for r in store.runs("pretrain")}
+    assert statuses["ended"]["status"] == "stopped"
+    assert statuses["cut"]["status"] == "interrupted"
+    assert "closed before the run ended" in statuses["cut"]["summary"]["message"]
+    assert statuses["cut"]["summary"]["steps"] == 2

@@ -134,6 +134,14 @@ class RunFollower(QObject):
     def stop(self) -> None:
         self._timer.stop()
 
+    def skip_existing(self) -> None:
+        """Start after what the log holds now (for a run that will append to it)."""
+        try:
+            self._offset = (self.run_dir / METRICS_FILE).stat().st_size
+        except OSError:
+            self._offset = 0
+        self._partial = b""
+
     def is_following(self) -> bool:
         return self._timer.isActive()
 

@@ -63,6 +63,10 @@ class PretrainProcess(QObject):
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if getattr(self.config, "resume", False):
+            # a resumed run appends to its log: follow only what this process writes
+            # (the earlier "end" would otherwise end this run at once)
+            self.follower.skip_existing()
         config_path = self.run_dir / CONFIG_FILE
         config_path.write_text(self.config.to_json(), encoding="utf-8")
         write_control_state(self.control_path, "run")
