@@ -97,3 +97,21 @@ def test_sample_cli_writes_the_dataset(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "cli"), "--per-class", "2", "--size", "32"]) == 0
     assert "12 images in 6 classes" in capsys.readouterr().out
     assert len(sample_truth(tmp_path / "cli")) == 12
+
+
+def test_which_way_is_up_is_not_written_across_the_whole_picture(sample_dir):
+    """Rotation must learn objects: the brightness profile from top to bottom (a sky
+    gradient or a ground line in every picture) may not tell upright from upside down."""
+    from sklearn.linear_model import LogisticRegression
+
+    names = sorted(sample_truth(sample_dir))
+    images = _pixels(sample_dir, names).mean(-1)  # N×H×W brightness
+    flipped = images[:, ::-1, :]  # upside down
+    profile = lambda x: x.mean(2)  # noqa: E731 - one brightness value per row
+    features = np.concatenate([profile(images), profile(flipped)])
+    upright = np.r_[np.ones(len(images)), np.zeros(len(images))]
+    order = np.random.default_rng(0).permutation(len(features))
+    features, upright = features[order], upright[order]
+    half = len(features) // 2
+    model = LogisticRegression(max_iter=3000).fit(features[:half], upright[:half])
+    assert (model.predict(features[half:]) == upright[half:]).mean() < 0.8

@@ -29,7 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--minutes", type=float, default=1.5, help="pretraining budget")
-    parser.add_argument("--task", default="rotation")
+    parser.add_argument("--task", default=None, help="default: the page's default task")
     parser.add_argument("--per-class", type=int, default=10, help="labels per class")
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "sslstudio-tour")
     args = parser.parse_args()
@@ -78,7 +78,8 @@ def main() -> int:
 
     # ---- Pretrain: a short real run with the page's defaults, other than the budget.
     page = window.show_page("Pretrain")
-    page.select_task(args.task)
+    if args.task:
+        page.select_task(args.task)
     page.budget_kind.setCurrentText("minutes")
     page.budget_value.setValue(args.minutes)
     page.preview_every.setValue(20)
