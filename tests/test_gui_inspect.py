@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,23 @@ def test_embedding_map_of_the_project_and_label_a_cluster(qtbot, tmp_path, toy_f
     assert page.label_selection() == 5
     assert {r: store.labels().get(r) for r in sorted(truth)[:5]} == \
         {r: "red" for r in sorted(truth)[:5]}
+    # a reopened project shows the same map at once, from the features kept in the run
+    first = np.array(page.map.features)
+    again = InspectPage(make_context(store))
+    qtbot.addWidget(again)
+    qtbot.waitUntil(lambda: sorted(again.map.relpaths) == sorted(truth), timeout=10_000)
+    assert again.map.relpaths == page.map.relpaths
+    assert np.allclose(again.map.features, first, rtol=1e-2, atol=1e-2)
+    # new images make the saved map stale: it is not shown for the changed folder
+    from PIL import Image
+
+    from sslstudio.data.scan import scan_folder
+    from sslstudio.gui.pages.inspect_page import load_embedding_cache
+
+    root = Path(store.image_root)
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(root / "newcomer.png")
+    store.sync_index(scan_folder(root))
+    assert load_embedding_cache(page.run_combo.currentData(), store) is None
     store.close()
 
 

@@ -60,6 +60,53 @@ def load_dataset_images(store, size: int, progress=None):
     return relpaths, np.stack(images)
 
 
+EMBEDDING_CACHE = "embedding-features.npz"
+
+
+def _backbone_stamp(run_dir: Path) -> int:
+    try:
+        return (run_dir / "backbone.safetensors").stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def save_embedding_cache(run_dir: str | Path, store, relpaths: list[str],
+                         features: np.ndarray) -> None:
+    """Keep the features next to the backbone, so a reopened project shows its map at once.
+
+    float16 halves the file (100,000 images × 256 features ≈ 50 MB); the map and the
+    nearest-neighbour search do not need more precision.
+    """
+    import os
+
+    run_dir = Path(run_dir)
+    tmp = run_dir / (EMBEDDING_CACHE + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, relpaths=np.asarray(relpaths, dtype=str),
+                 features=features.astype(np.float16),
+                 backbone_stamp=np.int64(_backbone_stamp(run_dir)),
+                 source_count=np.int64(len(store.image_relpaths())))
+    os.replace(tmp, run_dir / EMBEDDING_CACHE)
+
+
+def load_embedding_cache(run_dir: str | Path, store):
+    """(relpaths, features) saved by an earlier map of this backbone, or None when there is
+    none or it no longer fits (the backbone changed, or images came or went)."""
+    run_dir = Path(run_dir)
+    try:
+        with np.load(run_dir / EMBEDDING_CACHE, allow_pickle=False) as data:
+            relpaths = [str(r) for r in data["relpaths"]]
+            features = data["features"].astype(np.float32)
+            stamp, count = int(data["backbone_stamp"]), int(data["source_count"])
+    except (OSError, KeyError, ValueError):
+        return None
+    current = store.image_relpaths()
+    if stamp != _backbone_stamp(run_dir) or count != len(current) or \
+            not set(relpaths) <= set(current) or len(relpaths) != len(features):
+        return None
+    return relpaths, features
+
+
 def compute_embeddings(run_dir: str | Path, store, progress=None, batch_size: int = 128):
     """Pooled backbone features of every image: (relpaths, N×D float32). Runs in a worker."""
     import torch
@@ -78,7 +125,12 @@ def compute_embeddings(run_dir: str | Path, store, progress=None, batch_size: in
             feats.append(backbone(x).float().reshape(len(chunk), -1).numpy())
             if progress:
                 progress(min(start + batch_size, len(relpaths)), len(relpaths))
-    return relpaths, np.concatenate(feats).astype(np.float32)
+    features = np.concatenate(feats).astype(np.float32)
+    try:
+        save_embedding_cache(run_dir, store, relpaths, features)
+    except OSError:  # a read-only run folder: the map still works, it is just not kept
+        pass
+    return relpaths, features
 
 
 class InspectPage(QWidget):
@@ -193,6 +245,28 @@ class InspectPage(QWidget):
         runs = [r for r in store.runs("pretrain")]
         if runs:  # reopen a project: show the last run's previews
             self._load_run_previews(runs[-1]["path"])
+        self.show_cached_map()
+
+    def show_cached_map(self) -> bool:
+        """Show the map saved for the chosen backbone, if it still fits (read in a worker)."""
+        run_dir, store = self.run_combo.currentData(), self.store
+        if not run_dir or store is None or self.worker is not None or \
+                not (Path(run_dir) / EMBEDDING_CACHE).is_file():
+            return False
+
+        def done(result) -> None:
+            self.worker = None
+            self.compute_button.setEnabled(True)
+            if result is None:
+                self.map_status.setText("The saved map no longer fits the images: "
+                                        "Compute map draws a new one.")
+            else:
+                self._on_embeddings(result)
+
+        self.worker = self.ctx.run_in_background(load_embedding_cache, run_dir, store,
+                                                 on_result=done,
+                                                 on_error=self._on_embedding_error)
+        return True
 
     def refresh_runs(self) -> None:
         self.run_combo.clear()

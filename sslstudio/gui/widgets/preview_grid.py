@@ -20,6 +20,9 @@ from PySide6.QtWidgets import (
 )
 
 
+MIN_COLUMN_WIDTH = 260  # px; below this a preview's captions and cells are unreadable
+
+
 def array_to_pixmap(image: np.ndarray) -> QPixmap:
     """H×W×3 uint8 RGB → QPixmap (copied, so the array may go away)."""
     image = np.ascontiguousarray(image, dtype=np.uint8)
@@ -127,8 +130,12 @@ class PreviewGrid(QWidget):
         while self._grid.count():
             widget = self._grid.takeAt(0).widget()
             if widget is not None:
-                widget.deleteLater()
+                widget.hide()  # at once: deleteLater waits for the event loop, and until then
+                widget.deleteLater()  # the old pictures would still paint under the new ones
         self._pixmaps = []
+        available = self._scroll.viewport().width() if self.isVisible() else self.width()
+        # as many columns as fit at a readable width (a narrow panel stacks the pictures)
+        columns = max(1, min(self.columns, len(items), available // MIN_COLUMN_WIDTH))
         for i, (title, source) in enumerate(items):
             if isinstance(source, np.ndarray):
                 pixmap = array_to_pixmap(source)
@@ -143,8 +150,6 @@ class PreviewGrid(QWidget):
             else:
                 # previews are small grids of small images: show them crisp and larger,
                 # but never wider than the panel (no sideways scrolling)
-                columns = max(1, min(self.columns, len(items)))
-                available = self._scroll.viewport().width() if self.isVisible() else self.width()
                 column_width = max(120, (available - 8) // columns - 16)
                 if pixmap.width() > column_width:
                     pixmap = pixmap.scaledToWidth(column_width, Qt.SmoothTransformation)
@@ -154,7 +159,7 @@ class PreviewGrid(QWidget):
                                            Qt.KeepAspectRatio, Qt.FastTransformation)
                 picture.setPixmap(pixmap)
                 self._pixmaps.append(pixmap)
-            row, col = divmod(i, max(1, min(self.columns, len(items))))
+            row, col = divmod(i, columns)
             box = QWidget()
             box_layout = QVBoxLayout(box)
             box_layout.setContentsMargins(4, 4, 4, 4)
