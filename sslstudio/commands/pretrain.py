@@ -117,12 +117,9 @@ def build_config(args: argparse.Namespace):
     if args.labels:
         labels = read_labels_csv(Path(args.labels))
     if args.resume:
-        saved = out / "config.json"
-        if not saved.is_file():
-            raise ValueError(f"nothing to resume in {out}: no config.json / checkpoint there")
-        config = PretrainConfig.from_json(saved.read_text(encoding="utf-8"))
+        config = PretrainConfig.for_resume(out)
         # what may change on resume without changing the computation
-        config.device, config.resume = args.device, True
+        config.device = args.device
         if args.workers is not None:
             config.workers = args.workers
         if labels is not None:

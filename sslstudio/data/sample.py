@@ -44,8 +44,8 @@ MARKER_FILE = ".sslstudio-sample.json"
 # Bump when the pictures change, so old sample folders are regenerated.
 SAMPLE_VERSION = 2
 DEFAULT_PER_CLASS = 400
-_SUPERSAMPLE = 2
-GROUND_SHARE = 1 / 3  # pictures with a ground band  # draw at 2× and shrink: cheap antialiasing for polygon edges
+_SUPERSAMPLE = 2  # draw at 2× and shrink: cheap antialiasing for polygon edges
+GROUND_SHARE = 1 / 3  # pictures with a ground band
 
 
 def generate_sample_dataset(dest, n_per_class: int = DEFAULT_PER_CLASS, size: int = 64,

@@ -63,7 +63,7 @@ class PretrainProcess(QObject):
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if getattr(self.config, "resume", False):
+        if self.config.resume:
             # a resumed run appends to its log: follow only what this process writes
             # (the earlier "end" would otherwise end this run at once)
             self.follower.skip_existing()

@@ -24,6 +24,11 @@ class CheckpointError(Exception):
     """No usable checkpoint could be read."""
 
 
+def checkpoint_path(run_dir: str | Path) -> Path:
+    """Where a pretraining run folder keeps its checkpoint."""
+    return Path(run_dir) / "checkpoints" / CHECKPOINT_NAME
+
+
 def prev_path(path: Path) -> Path:
     return path.with_name(path.name + ".prev")
 

@@ -40,7 +40,7 @@ class RunControl:
         return not self._running.is_set()
 
     def is_stopped(self) -> bool:
-        return self._stop.is_set()
+        return self.stop_requested
 
     def is_paused(self) -> bool:
         return self.paused
@@ -114,17 +114,11 @@ class FileRunControl(RunControl):
         self.refresh()
         return super().paused
 
-    def is_stopped(self) -> bool:
-        return self.stop_requested
-
-    def is_paused(self) -> bool:
-        return self.paused
-
     def wait_while_paused(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.refresh(force=True)
-            if not RunControl.paused.fget(self):
+            if self._running.is_set():
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False

@@ -37,7 +37,8 @@ import torch
 
 from sslstudio.train import distributed
 from sslstudio.train.checkpoint import (CHECKPOINT_NAME, CheckpointError, capture_rng_state,
-                                        has_checkpoint, load_checkpoint, save_checkpoint)
+                                        checkpoint_path, has_checkpoint, load_checkpoint,
+                                        save_checkpoint)
 from sslstudio.train.control import RunControl
 from sslstudio.train.device import DeviceUnavailable, describe, native_bf16, pick_device
 from sslstudio.train.events import EventStream, JsonlWriter, Listener
@@ -117,6 +118,19 @@ class PretrainConfig:
     @classmethod
     def from_json(cls, text: str) -> "PretrainConfig":
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def for_resume(cls, run_dir: str | Path) -> "PretrainConfig":
+        """The settings RUN_DIR was started with (its config.json), marked to resume.
+
+        Raises ValueError (nothing to resume) or OSError (unreadable) for the caller to say.
+        """
+        saved = Path(run_dir) / "config.json"
+        if not saved.is_file():
+            raise ValueError(f"nothing to resume in {run_dir}: no config.json / checkpoint there")
+        config = cls.from_json(saved.read_text(encoding="utf-8"))
+        config.resume = True
+        return config
 
     # -------------------------------------------------------------- checks
     def validate(self) -> None:
@@ -237,7 +251,7 @@ class _Run:
         self.dist = dist_info
         self.device = device
         self.run_dir = Path(config.out)
-        self.ckpt_path = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.ckpt_path = checkpoint_path(self.run_dir)
         self.step = 0
         self.total_steps = 1
         self.cuda = device.type == "cuda"
@@ -837,7 +851,7 @@ def run_pretraining(config: PretrainConfig, listeners: list[Listener] | tuple = 
     try:
         config.validate()
         run_dir = Path(config.out)
-        if not config.resume and has_checkpoint(run_dir / "checkpoints" / CHECKPOINT_NAME):
+        if not config.resume and has_checkpoint(checkpoint_path(run_dir)):
             raise PretrainError(f"{run_dir} already holds a run; resume it (--resume) or choose "
                                 "another run folder")
         if dist_info.is_main:

@@ -290,8 +290,10 @@ RESUMABLE = ("stopped", "interrupted")
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
-    folder = Path(run_dir) / "checkpoints"
-    return (folder / "last.pt").is_file() or (folder / "last.pt.prev").is_file()
+    # the page module already imported torch (through the task registry), so this is cheap
+    from sslstudio.train.checkpoint import checkpoint_path, has_checkpoint
+
+    return has_checkpoint(checkpoint_path(run_dir))
 
 
 def settle_unfinished_runs(store) -> int:
@@ -732,12 +734,11 @@ class PretrainPage(QWidget):
         from sslstudio.train.pretrain import PretrainConfig
 
         try:
-            config = PretrainConfig.from_json((run_dir / "config.json").read_text("utf-8"))
+            config = PretrainConfig.for_resume(run_dir)
         except (OSError, ValueError, TypeError) as exc:
             self._show_failure(f"Cannot read the settings of {run_dir.name}: {exc}",
                                "Start a new run instead.")
             return False
-        config.resume = True
         store.update_run(run["id"], status="running")
         return self._launch(config, run["id"], dict(run.get("config") or {}))
 
@@ -749,12 +750,13 @@ class PretrainPage(QWidget):
         self._events = []
         self.last_status, self.last_message, self.last_details = None, "", ""
         self.error_banner.hide()
-        self.plots.clear()
         self.plots.set_comparison({})
-        if getattr(config, "resume", False):  # the curves so far, then the new steps
-            earlier = [e for e in read_events(run_dir) if e.get("kind") not in ("end", "error")]
-            self._events = earlier
-            self.plots.set_events(earlier)
+        if config.resume:  # the curves so far, then the new steps
+            self._events = [e for e in read_events(run_dir)
+                            if e.get("kind") not in ("end", "error")]
+            self.plots.set_events(self._events)
+        else:
+            self.plots.clear()
         # The engine runs in its own process (no contest with the window for the GIL);
         # its events come back through the run folder's metrics.jsonl.
         self.process = PretrainProcess(config, parent=self)

@@ -142,7 +142,6 @@ class TrainingPlots(QWidget):
         super().__init__(parent)
         self.curves = RunCurves()
         self._compare: dict[str, RunCurves] = {}
-        self._dirty = False
         self.redraws = 0
         self._side_turn = 0
         self._stale_sides: set[str] = set()
@@ -226,8 +225,13 @@ class TrainingPlots(QWidget):
         self._redraw(full=False)
 
     def _mark_all_stale(self) -> None:
-        self._dirty = self._loss_stale = True
+        self._loss_stale = True
         self._stale_sides.update(self.SIDE_PLOTS)
+
+    @property
+    def _dirty(self) -> bool:
+        """Some plot is behind the recorded curves."""
+        return self._loss_stale or bool(self._stale_sides)
 
     def add_event(self, event: dict) -> None:
         """Cheap: record the event; the timer redraws later."""
@@ -238,7 +242,6 @@ class TrainingPlots(QWidget):
         self.clear()
         for event in events:
             self.curves.add(event)
-        self._dirty = True
         self._redraw()
 
     def set_comparison(self, runs: dict[str, list[dict]]) -> None:
@@ -251,7 +254,6 @@ class TrainingPlots(QWidget):
             for event in events:
                 curves.add(event)
             self._compare[name] = curves
-        self._dirty = True
         self._redraw()
 
     # ------------------------------------------------------------------ drawing
@@ -290,7 +292,6 @@ class TrainingPlots(QWidget):
             x, y = c.loss.arrays()
             self.raw_loss.setData(x, y)
             self.smooth_loss.setData(x, smooth(y) if len(y) else y)
-        self._dirty = bool(self._stale_sides) or self._loss_stale
         if "lr" in groups:
             self.lr_curve.setData(*c.lr.arrays())
         if "speed" in groups:
