@@ -1,4 +1,4 @@
-"""Label efficiency: accuracy vs labels per class for scratch / linear / finetune / semi / propagate.
+"""Label efficiency: accuracy vs labels per class for scratch / linear / finetune / semi / propagate / selftrain.
 
   # your data: a folder, its labels CSV, a test folder (one subfolder per class), and a run
   # (or --pretrain-minutes M: pretrain on FOLDER here with the real engine first)
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     parser.add_argument("--linear-timing", type=int, metavar="N")
     parser.add_argument("--size", type=int)
     parser.add_argument("--levels", default="1,5,10,25")
-    parser.add_argument("--methods", default="scratch,linear,finetune,semi,propagate")
+    parser.add_argument("--methods", default="scratch,linear,finetune,semi,propagate,selftrain")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=60,
                         help="scratch/finetune epochs (fixed, no validation); 20 under-trains "

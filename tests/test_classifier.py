@@ -316,7 +316,7 @@ def test_few_label_methods_beat_the_plain_linear_probe(glyphs_pretrained):
 
 
 def test_recommendation_follows_the_number_of_labels():
-    assert recommend_method(30, 3, "cpu")[0] == "propagate"     # 10 per class
+    assert recommend_method(30, 3, "cpu")[0] == "selftrain"     # 10 per class
     assert recommend_method(60, 3, "cpu")[0] == "linear"
     assert recommend_method(3000, 10, "cuda")[0] == "partial"
     assert recommend_method(50000, 10, "cuda")[0] == "finetune"

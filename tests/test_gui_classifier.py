@@ -65,7 +65,7 @@ def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
     page = ClassifierPage(ctx)
     qtbot.addWidget(page)
     assert page.run_combo.currentData() is not None
-    assert page.selected_method() == "propagate"  # the recommendation for 5 labels per class
+    assert page.selected_method() == "selftrain"  # the recommendation for 5 labels per class
     assert "Recommended" in page.recommendation.text()
     page.set_method("linear")
     with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:

@@ -140,7 +140,43 @@ def test_few_label_methods_fit_validate_report_progress_and_export(tmp_path, met
         np.testing.assert_allclose(result.model(x).numpy(), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["semi", "propagate"])
+def test_self_training_trains_the_network_validates_honestly_and_exports(tmp_path):
+    from sslstudio.export.model_dir import load_model_dir, save_result
+    from sslstudio.train.downstream.selftrain import SelfTrainSettings
+
+    images, classes = tiny_images()
+    labels = {str(i): c for i, c in enumerate(classes) if i < 12}
+    backbone = tiny_backbone()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    calls = []
+    opts = ClassifierOptions(selftrain=SelfTrainSettings(min_steps=12, batch_size=8,
+                                                         labelled_batch=8))
+    result = fit_classifier(backbone, images, labels, "selftrain", opts,
+                            progress=lambda d, t: calls.append((d, t)))
+    # the caller's backbone is untouched; the classifier's own copy has trained
+    assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())
+    changed = [k for k, v in result.model.backbone.state_dict().items()
+               if v.is_floating_point() and not torch.equal(before[k], v)]
+    assert changed
+    assert result.model.flip_average and result.info["steps"] >= 12
+    # one fold of the k-fold plan is scored, by a model trained without those labels
+    assert "1 fold scored" in result.metrics["scheme"]
+    assert 0 < result.metrics["n"] < 12
+    assert set(result.validation_truth) <= set(labels)
+    assert calls and calls[-1][0] == calls[-1][1]
+    assert all(a[0] / a[1] <= b[0] / b[1] + 1e-9 for a, b in zip(calls, calls[1:]))
+    # the two brightness classes are easy: the unlabelled images come out right
+    truth = {str(i): c for i, c in enumerate(classes)}
+    assert np.mean([truth[p.id] == p.label for p in result.predictions]) >= 0.9
+    save_result(tmp_path / "model", result, 16)
+    model, card = load_model_dir(tmp_path / "model")
+    assert card["method"] == "selftrain"
+    x = torch.from_numpy(images[12:]).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), result.model(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["semi", "propagate", "selftrain"])
 def test_few_label_methods_can_be_cancelled(method):
     images, classes = tiny_images()
     labels = {str(i): c for i, c in enumerate(classes) if i < 12}
@@ -150,7 +186,7 @@ def test_few_label_methods_can_be_cancelled(method):
 
 def test_recommendation_prefers_a_few_label_method_with_few_labels():
     method, reason = recommend_method(30, 3, "cpu")
-    assert method in ("semi", "propagate") and "30 labels" in reason
+    assert method == "selftrain" and "30 labels" in reason
     assert recommend_method(20000, 10, "cuda")[0] == "finetune"
 
 
@@ -161,7 +197,7 @@ def test_classify_command_accepts_the_new_methods():
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    for method in ("semi", "propagate"):
+    for method in ("semi", "propagate", "selftrain"):
         args = parser.parse_args(["F", "--run", "R", "--labels", "l.csv", "--out", "O",
                                   "--method", method])
         assert args.method == method

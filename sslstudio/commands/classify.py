@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 # the same names as sslstudio.train.downstream.METHODS (not imported: parsing stays torch-free)
-METHOD_CHOICES = ("linear", "semi", "propagate", "partial", "finetune", "scratch", "knn")
+METHOD_CHOICES = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", required=True, metavar="CSV",
                         help="filename,label CSV; paths relative to FOLDER")
     parser.add_argument("--method", choices=METHOD_CHOICES, default="linear",
-                        help="semi / propagate also learn from the unlabelled images in FOLDER "
-                             "(best with few labels); linear is the plain probe")
+                        help="semi / propagate / selftrain also learn from the unlabelled images "
+                             "in FOLDER (best with few labels; selftrain trains the whole "
+                             "network, minutes on a CPU); linear is the plain probe")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR")
     parser.add_argument("--size", type=int, help="image size (default: the run's)")
     parser.add_argument("--epochs", type=int, default=30,

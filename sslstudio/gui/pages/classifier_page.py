@@ -34,11 +34,12 @@ from PySide6.QtWidgets import (
 
 from sslstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
 
-METHODS = ("linear", "semi", "propagate", "partial", "finetune", "scratch", "knn")
+METHODS = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
 METHOD_TITLES = {
     "linear": "Linear probing",
     "semi": "Semi-supervised (uses unlabelled images)",
     "propagate": "Label propagation",
+    "selftrain": "Self-training (trains the network on all images)",
     "partial": "Partial fine-tuning",
     "finetune": "Full fine-tuning",
     "scratch": "From scratch (baseline)",
@@ -52,6 +53,9 @@ GUIDANCE = {
             "per class; under a minute on a CPU.",
     "propagate": "Spreads your labels to similar unlabelled images along the nearest-neighbour "
                  "graph of the features, then fits a linear classifier on all of them. Seconds.",
+    "selftrain": "Starts from label propagation, then trains the whole network on your labels "
+                 "and on confident guesses for every unlabelled image (FixMatch). The most "
+                 "accurate with a few labels per class; minutes on a CPU.",
     "partial": "Trains the last stages of the backbone together with the head. "
                "Worth it with a thousand labels or more.",
     "finetune": "Trains the whole network from the pretrained weights with a small learning "

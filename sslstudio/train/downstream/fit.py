@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sslstudio.train.downstream import knn, linear_probe, propagate, semi
+from sslstudio.train.downstream import knn, linear_probe, propagate, selftrain, semi
 from sslstudio.train.downstream.features import cached_features
 from sslstudio.train.downstream.finetune import TrainSettings, predict_probs, train_with_validation
 from sslstudio.train.downstream.inputs import (CancelFn, ProgressFn, align_labels, as_image_set,
@@ -21,11 +21,14 @@ from sslstudio.train.downstream.model import ClassifierModel
 from sslstudio.train.downstream.selection import select
 from sslstudio.train.downstream.validation import plan_validation
 
-METHODS = ("linear", "semi", "propagate", "partial", "finetune", "scratch", "knn")
+METHODS = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
 FEATURE_METHODS = ("linear", "knn", "semi", "propagate")
 # methods that also learn from the unlabelled images (their validation reruns the whole fit
 # per fold, so they use k-fold rather than leave-one-out)
-TRANSDUCTIVE_METHODS = ("semi", "propagate")
+TRANSDUCTIVE_METHODS = ("semi", "propagate", "selftrain")
+# selftrain trains the whole network once per validation fold: it validates on this many of
+# the k folds (the rest of the labels are never scored), so validation costs 1-2 extra fits
+SELFTRAIN_VALIDATION_FOLDS = 1
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ClassifierOptions:
     semi: semi.SemiSettings = field(default_factory=semi.SemiSettings)
     propagation: propagate.PropagationSettings = field(
         default_factory=propagate.PropagationSettings)
+    selftrain: selftrain.SelfTrainSettings = field(default_factory=selftrain.SelfTrainSettings)
 
 
 @dataclass
@@ -167,15 +171,25 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     # mirror-averaged features measured better for every feature method with few labels
     # (docs/benchmarks-classifier.md); switch off for classes that are mirror images of each other
     flip = opts.augment_average if opts.augment_average is not None else True
-    if method not in FEATURE_METHODS:
+    if method == "selftrain":
+        flip = True                      # its teacher propagates mirror-averaged features
+    elif method not in FEATURE_METHODS:
         flip = False                     # partial/finetune start from a probe on plain features
     feats = None
-    stages = _Stages(progress, 3 if method == "semi" else 2)
+    if method == "selftrain" and len(plan.folds) > SELFTRAIN_VALIDATION_FOLDS:
+        kept = plan.folds[:SELFTRAIN_VALIDATION_FOLDS]
+        held = sum(len(v) for _, v in kept)
+        plan.scheme = (f"{plan.scheme}, {len(kept)} fold scored ({held} of {len(labelled)} "
+                       f"labels held out; training the network per fold is slow)")
+        plan.folds = kept
+    n_stages = {"semi": 3, "selftrain": 2 + len(plan.folds)}.get(method, 2)
+    stages = _Stages(progress, n_stages)
     if needs_features:
         feats = cached_features(backbone, image_set, cache_dir=opts.feature_cache_dir,
                                 batch_size=opts.batch_size, device=device,
                                 augment_average=flip,
-                                progress=stages.stage(0) if method in FEATURE_METHODS else None,
+                                progress=(stages.stage(0) if method in FEATURE_METHODS
+                                          or method == "selftrain" else None),
                                 cancel=cancel)
     check_cancel(cancel)
     folds = plan.folds
@@ -224,6 +238,22 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
                                 flip_average=flip)
         info.update(k=settings.k, alpha=settings.alpha,
                     mean_certainty=round(float(propagate.certainty(scores).mean()), 3))
+    elif method == "selftrain":
+        settings = replace(opts.selftrain, seed=opts.seed)
+        honest = None
+        if folds:
+            honest = np.full((len(y_idx), n_classes), np.nan)
+            for i, (train, val) in enumerate(folds):
+                fold_model, _ = selftrain.self_train(
+                    backbone, image_set, feats, labelled[train], y_idx[train], n_classes,
+                    settings, device=device, propagation=opts.propagation,
+                    progress=stages.stage(1 + i), cancel=cancel)
+                honest[val] = predict_probs(fold_model, image_set, labelled[val], device)
+                del fold_model
+        model, trained = selftrain.self_train(
+            backbone, image_set, feats, labelled, y_idx, n_classes, settings, device=device,
+            propagation=opts.propagation, progress=stages.stage(1 + len(folds)), cancel=cancel)
+        info.update(trained)
     elif method == "knn":
         x = feats[labelled]
         grid = [k for k in opts.k_grid if k <= len(labelled)] or [1]

@@ -16,6 +16,10 @@ METHOD_GUIDE = {
                  "on every image with its propagated label. Seconds on a CPU; measured best with "
                  "up to about 10 labels per class, when the classes form groups in feature "
                  "space (it cannot help on a backbone that has hardly been pretrained).",
+    "selftrain": "Self-training: label propagation gives every unlabelled image a first guess; "
+                 "then the whole network trains on the labels and on its confident guesses for "
+                 "strongly augmented copies of the unlabelled images (FixMatch), the guesses "
+                 "improving as it learns. Minutes on a CPU for a few thousand images.",
     "partial": "Partial fine-tuning: the last stage(s) of the backbone train together with the "
                "head, the rest stays frozen. Fits with thousands of labels.",
     "finetune": "Full fine-tuning: every layer trains, the backbone with a smaller learning rate, "
@@ -38,9 +42,11 @@ def recommend_method(n_labels: int, n_classes: int, device: str = "cpu") -> tupl
     per_class = n_labels / max(1, n_classes)
     gpu = device not in ("cpu", None)
     if per_class <= FEW_PER_CLASS and n_labels < 1000:
-        return "propagate", (f"{n_labels} labels ({per_class:.0f} per class): spreading them "
-                             f"over the unlabelled images measured best at this few labels "
-                             f"(well ahead of a plain linear probe at 1–5 per class), in seconds.")
+        return "selftrain", (f"{n_labels} labels ({per_class:.0f} per class): self-training "
+                             f"measured best at this few labels (digits 96% and the sample "
+                             f"100% at 10 per class, against 94% and 97.5% for a linear probe);"
+                             f" it trains the whole network, so it takes minutes on a CPU "
+                             f"(label propagation is nearly as good in seconds).")
     if n_labels < 1000 or per_class < 50:
         return "linear", (f"{n_labels} labels ({per_class:.0f} per class): a linear probe on the "
                           f"frozen backbone is the most reliable with this few labels.")
