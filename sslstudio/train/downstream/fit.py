@@ -241,18 +241,20 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     elif method == "selftrain":
         settings = replace(opts.selftrain, seed=opts.seed)
         honest = None
+        z = propagate.embed(feats)
         if folds:
             honest = np.full((len(y_idx), n_classes), np.nan)
             for i, (train, val) in enumerate(folds):
                 fold_model, _ = selftrain.self_train(
                     backbone, image_set, feats, labelled[train], y_idx[train], n_classes,
-                    settings, device=device, propagation=opts.propagation,
+                    settings, device=device, propagation=opts.propagation, z=z,
                     progress=stages.stage(1 + i), cancel=cancel)
                 honest[val] = predict_probs(fold_model, image_set, labelled[val], device)
                 del fold_model
         model, trained = selftrain.self_train(
             backbone, image_set, feats, labelled, y_idx, n_classes, settings, device=device,
-            propagation=opts.propagation, progress=stages.stage(1 + len(folds)), cancel=cancel)
+            propagation=opts.propagation, z=z, progress=stages.stage(1 + len(folds)),
+            cancel=cancel)
         info.update(trained)
     elif method == "knn":
         x = feats[labelled]

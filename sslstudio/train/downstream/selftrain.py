@@ -13,8 +13,8 @@ propagation so that the first pseudo-labels are already good:
    data (distribution alignment keeps one class from swallowing the rest);
    where the blended target is confident (≥ τ), it trains the prediction on a
    *strong* view (crop, colour jitter, cutout) of the same image;
-3. the labelled images train on weak views with class-balanced weights, the
-   backbone at a smaller learning rate than the head, cosine-decayed.
+3. the labelled images train on weak views, drawn class-balanced; backbone and
+   head learn together (AdamW, cosine-decayed; by default at the same rate).
 
 The blend moves from the teacher towards the network over training, so the
 graph's view of the data steadies the start and the network's better features
@@ -26,6 +26,7 @@ image per epoch — minutes on a CPU for a few thousand small images.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -67,21 +68,22 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
                labelled: np.ndarray, y_idx: np.ndarray, n_classes: int,
                settings: SelfTrainSettings | None = None, *, device: str = "cpu",
                propagation: propagate.PropagationSettings | None = None,
+               z: np.ndarray | None = None,
                progress: ProgressFn | None = None,
                cancel: CancelFn | None = None) -> tuple[ClassifierModel, dict]:
     """A copy of `backbone` with a linear head, trained on the labels and the unlabelled images.
 
     feats: mirror-averaged frozen features of every image (for the teacher);
-    labelled: image-set positions of the labels; y_idx: their classes.
+    labelled: image-set positions of the labels; y_idx: their classes;
+    z: propagate.embed(feats), when the caller already has it (validation folds share it).
     """
-    import copy
-
     s = settings or SelfTrainSettings()
     generator = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
     labelled = np.asarray(labelled, dtype=int)
     y_idx = np.asarray(y_idx, dtype=np.int64)
-    probe, scores = propagate.fit_head(feats, labelled, y_idx, n_classes, propagation, cancel)
+    probe, scores = propagate.fit_head(feats, labelled, y_idx, n_classes, propagation, cancel,
+                                       z=z)
     # trained on single views (the augmentations mirror anyway); mirror-averaged at the end,
     # like the head's starting features
     model = ClassifierModel(copy.deepcopy(backbone), probe.torch_head(), "linear",
@@ -90,9 +92,8 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
     teacher = torch.from_numpy(scores).float()
     present = torch.from_numpy(np.bincount(y_idx, minlength=n_classes) > 0)
     target_dist = (present.float() / present.sum()).to(device)
-    class_w = torch.from_numpy(balanced_class_weights(y_idx, n_classes)).float().to(device)
     # labelled rows drawn so that every class is seen equally often
-    draw_p = class_w[torch.from_numpy(y_idx).to(device)].cpu().double().numpy()
+    draw_p = balanced_class_weights(y_idx, n_classes)[y_idx]
     draw_p /= draw_p.sum()
     rng = np.random.default_rng(s.seed)
 
