@@ -122,6 +122,28 @@ def test_process_pool_gives_the_same_rows(tmp_path):
     assert progress[-1] == (72, 72)
 
 
+def test_main_without_a_file_decodes_in_this_process(tmp_path, monkeypatch):
+    """A PyInstaller bundle's __main__ has no spec and no real file, so spawned workers could
+    not re-import it: the build must stay in this process and still give every row."""
+    import sys
+    import types
+
+    root = tmp_path / "images"
+    write_toy_folder(root, per_class=24, subfolders=False)  # 72 ≥ the pool threshold
+    frozen_main = types.ModuleType("__main__")
+    frozen_main.__file__ = str(tmp_path / "bundle" / "sslstudio_launcher.py")  # not on disk
+    frozen_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", frozen_main)
+    assert not cache_module._workers_can_start()
+    children = []
+    cache = DecodedCache.build(root, scan_folder(root).images, SIZE, tmp_path / "cache",
+                               workers=2, progress=lambda d, t: children.append(
+                                   len(multiprocessing.active_children())))
+    assert max(children) == 0  # no worker process was started
+    assert len(cache) == 72
+    _assert_rows_match_files(cache, root)
+
+
 def test_empty_folder_and_missing_cache(tmp_path):
     (tmp_path / "empty").mkdir()
     cache = _build(tmp_path / "empty", tmp_path / "cache")
