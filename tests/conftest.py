@@ -47,6 +47,19 @@ def write_toy_folder(root: Path, per_class: int = 8, size: int = 32, seed: int =
     return truth
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`):
+    they train fastest on one thread; on a busy 2-core box extra threads spin (a selftrain
+    fit in test_semi: 1.5 s on one thread, 4–13 s on two while other jobs run)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def toy_folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """3 classes × 8 PNG images of 32 px in class subfolders, with their true labels."""

@@ -13,12 +13,7 @@ from sslstudio.models.io import load_backbone, save_backbone
 FEATURES = {"small_cnn": 256, "resnet18": 512, "resnet34": 512, "resnet50": 2048}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", BACKBONES)

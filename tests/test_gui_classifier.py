@@ -82,7 +82,21 @@ def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
     model = store.models()[-1]
     assert (Path(model["path"]) / "model.safetensors").is_file()
     assert getattr(ctx, "predictions", page.predictions) == page.predictions
+    assert _saved_flip_average(model["path"]) is True           # mirrored by default
+    # classes that are mirror images of each other: the saved model never mirrors
+    page.mirror_check.setChecked(True)
+    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+        assert page.train()
+    assert blocker.args == [True], page.status_label.text()
+    assert _saved_flip_average(store.models()[-1]["path"]) is False
     store.close()
+
+
+def _saved_flip_average(model_path) -> bool:
+    from sslstudio.export.model_dir import load_model_dir
+
+    model, _ = load_model_dir(model_path)
+    return model.flip_average
 
 
 def test_cancel_stops_training_without_a_model(qtbot, tmp_path, toy_folder):

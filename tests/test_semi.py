@@ -13,6 +13,9 @@ from sslstudio.train.downstream.propagate import embed, fit_head, knn_graph, pro
 from sslstudio.train.downstream.semi import SemiHead, SemiSettings, strong_augment
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 def curved_clusters(n_per_class: int = 100, seed: int = 0, stretch: float = 8.0):
     """Three classes in 32-D, each a long thin cloud along its own random direction: one
     labelled point per class says little about where its cloud lies (it may sit far out on
@@ -174,6 +177,45 @@ def test_self_training_trains_the_network_validates_honestly_and_exports(tmp_pat
     x = torch.from_numpy(images[12:]).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         torch.testing.assert_close(model(x), result.model(x), atol=1e-5, rtol=1e-4)
+
+
+def test_selftrain_without_mirroring_tells_mirror_image_classes_apart():
+    """Classes that are each other's mirror image (left / right arrows): with mirroring on,
+    the model averages each image with its mirror and cannot tell them apart; with
+    augment_average=False no view is ever mirrored and the classes separate."""
+    from sslstudio.train.downstream.selftrain import SelfTrainSettings
+
+    rng = np.random.default_rng(0)
+    n = 32
+    left = np.zeros((n // 2, 16, 16, 3), np.int64)
+    left[:, :, :6] = 220                                    # bright band at the left edge
+    left = np.clip(left + rng.integers(0, 30, left.shape), 0, 255)
+    images = np.concatenate([left, left[:, :, ::-1]]).astype(np.uint8)
+    classes = ["left"] * (n // 2) + ["right"] * (n // 2)
+    labels = {str(i): classes[i] for i in (0, 1, 2, 3, 16, 17, 18, 19)}
+    truth = {str(i): c for i, c in enumerate(classes)}
+    settings = SelfTrainSettings(epochs=4, min_steps=20, batch_size=8, labelled_batch=8)
+    accuracy = {}
+    for mirror in (True, False):
+        result = fit_classifier(tiny_backbone(), images, labels, "selftrain",
+                                ClassifierOptions(augment_average=mirror, validate=False,
+                                                  selftrain=settings))
+        assert result.model.flip_average is mirror
+        accuracy[mirror] = np.mean([truth[p.id] == p.label for p in result.predictions])
+    assert accuracy[False] >= 0.9
+    assert accuracy[True] <= 0.6      # an image and its mirror get the same prediction
+
+
+def test_augmentations_do_not_mirror_when_told_not_to():
+    from sslstudio.train.downstream.finetune import augment_batch
+
+    x = torch.zeros(64, 3, 16, 16)
+    x[..., :4] = 1.0                                         # bright at the left
+    gen = torch.Generator().manual_seed(0)
+    for mirror, expect_some_mirrored in ((True, True), (False, False)):
+        for out in (augment_batch(x, gen, mirror), strong_augment(x, gen, mirror)):
+            mirrored = out[..., -3:].mean(dim=(1, 2, 3)) > out[..., :3].mean(dim=(1, 2, 3))
+            assert bool(mirrored.any()) is expect_some_mirrored
 
 
 @pytest.mark.parametrize("method", ["semi", "propagate", "selftrain"])

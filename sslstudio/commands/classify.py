@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", type=int, default=1,
                         help="partial: how many of the backbone's last stages to train")
     parser.add_argument("--no-flip-average", action="store_true",
-                        help="linear/semi/propagate/knn: do not average features with the mirror "
-                             "image (for classes that are mirror images of each other)")
+                        help="never mirror images: no averaging of features with the mirror "
+                             "image, no mirrored training views (for classes that are mirror "
+                             "images of each other, such as b / d)")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--seed", type=int, default=0)
 

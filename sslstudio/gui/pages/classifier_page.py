@@ -156,6 +156,11 @@ class ClassifierPage(QWidget):
         self.efficiency_check.setToolTip("Label-efficiency chart: accuracy with 1, 5, 10, 25 "
                                          "labels per class (takes longer)")
         method_layout.addWidget(self.efficiency_check)
+        self.mirror_check = QCheckBox("Classes can be mirror images of each other (b / d, ← / →)")
+        self.mirror_check.setToolTip("Never mirror images: by default every method averages "
+                                     "each image with its mirror image and trains on mirrored "
+                                     "views, which cannot tell such classes apart")
+        method_layout.addWidget(self.mirror_check)
         left_layout.addWidget(method_box)
 
         self.labels_summary = QLabel("")
@@ -332,6 +337,10 @@ class ClassifierPage(QWidget):
             return False
         stamp = time.strftime("%Y%m%d-%H%M%S")
         model_dir = Path(store.models_dir) / f"{stamp}-{method}"
+        for n in range(2, 1000):   # two quick fits in one second must not share a folder
+            if not model_dir.exists():
+                break
+            model_dir = Path(store.models_dir) / f"{stamp}-{method}-{n}"
         self.cancel_requested = False
         self.last_error = ""
         self.progress.setRange(0, 0)
@@ -343,6 +352,7 @@ class ClassifierPage(QWidget):
         self.curve.setVisible(method in ("partial", "finetune", "scratch"))
         job = TrainJob(store, run_dir, method, model_dir, labels,
                        efficiency=self.efficiency_check.isChecked(),
+                       mirror=not self.mirror_check.isChecked(),
                        cancel=lambda: self.cancel_requested)
         self.job = job
         self.worker = self.ctx.run_in_background(job.run, on_result=self._on_result,
@@ -576,10 +586,10 @@ class TrainJob:
     """What runs in the worker: fit, evaluate, predict the unlabelled images, save."""
 
     def __init__(self, store, run_dir, method, model_dir, labels, efficiency=False,
-                 cancel=None) -> None:
+                 cancel=None, mirror: bool = True) -> None:
         self.store, self.run_dir, self.method = store, run_dir, method
         self.model_dir, self.labels = Path(model_dir), dict(labels)
-        self.efficiency, self.cancel = efficiency, cancel
+        self.efficiency, self.cancel, self.mirror = efficiency, cancel, mirror
         self.latest = (0, 0)   # (done, total), written by the worker thread, read by the UI
 
     def _record(self, done, total) -> None:
@@ -601,7 +611,8 @@ class TrainJob:
         relpaths, images = load_dataset_images(self.store, size)
         labels = {r: c for r, c in self.labels.items() if r in set(relpaths)}
         options = ClassifierOptions(feature_cache_dir=str(Path(self.store.cache_dir) / "features"),
-                                    epochs=15 if self.method != "linear" else 30)
+                                    epochs=15 if self.method != "linear" else 30,
+                                    augment_average=self.mirror)
         result = fit_classifier(backbone, images, labels, self.method, options, ids=relpaths,
                                 progress=progress, cancel=self.cancel)
         self._save(result, config)

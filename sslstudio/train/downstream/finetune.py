@@ -36,6 +36,7 @@ class TrainSettings:
     batch_size: int = 32
     patience: int = 5
     augment: bool = True
+    mirror: bool = True                # False: augmentations never mirror (b / d classes)
     device: str = "cpu"
     seed: int = 0
 
@@ -63,11 +64,13 @@ def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
     return with_params
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and a small random crop (reflect-pad by S/8, crop back)."""
+def augment_batch(x: torch.Tensor, generator: torch.Generator, mirror: bool = True) -> torch.Tensor:
+    """Random horizontal flip (when `mirror`) and a small random crop (reflect-pad by S/8,
+    crop back)."""
     n, _, s, _ = x.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    x = torch.where(flip.view(n, 1, 1, 1).to(x.device), torch.flip(x, dims=[3]), x)
+    flip = torch.rand(n, generator=generator) < 0.5   # drawn either way: same crops as with it
+    if mirror:
+        x = torch.where(flip.view(n, 1, 1, 1).to(x.device), torch.flip(x, dims=[3]), x)
     pad = max(1, s // 8)
     padded = nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
     offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
@@ -126,7 +129,7 @@ class _Run:
             pick = order[start:start + bs]
             x = image_set.tensor(self.rows[pick]).to(self.s.device)
             if self.s.augment:
-                x = augment_batch(x, self.generator)
+                x = augment_batch(x, self.generator, self.s.mirror)
             loss = self.loss_fn(self.model.logits(x), self.y[pick].to(self.s.device))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

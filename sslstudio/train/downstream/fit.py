@@ -170,11 +170,11 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     needs_features = method != "scratch"
     # mirror-averaged features measured better for every feature method with few labels
     # (docs/benchmarks-classifier.md); switch off for classes that are mirror images of each other
-    flip = opts.augment_average if opts.augment_average is not None else True
-    if method == "selftrain":
-        flip = True                      # its teacher propagates mirror-averaged features
-    elif method not in FEATURE_METHODS:
-        flip = False                     # partial/finetune start from a probe on plain features
+    # augment_average=False also means no mirrored training views: mirror images may be
+    # different classes
+    mirror = opts.augment_average if opts.augment_average is not None else True
+    flip = mirror if method in FEATURE_METHODS or method == "selftrain" else False
+    # (partial/finetune start from a probe on plain features)
     feats = None
     if method == "selftrain" and len(plan.folds) > SELFTRAIN_VALIDATION_FOLDS:
         kept = plan.folds[:SELFTRAIN_VALIDATION_FOLDS]
@@ -211,7 +211,8 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
         if settings.strong_views > 0:
             strong = semi.strong_view_features(backbone, image_set, settings.strong_views,
                                                seed=0, batch_size=opts.batch_size,
-                                               device=device, progress=stages.stage(1),
+                                               device=device, mirror=mirror,
+                                               progress=stages.stage(1),
                                                cancel=cancel)
         tick = stages.stage(2)
         honest = None
@@ -239,7 +240,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
         info.update(k=settings.k, alpha=settings.alpha,
                     mean_certainty=round(float(propagate.certainty(scores).mean()), 3))
     elif method == "selftrain":
-        settings = replace(opts.selftrain, seed=opts.seed)
+        settings = replace(opts.selftrain, seed=opts.seed, mirror=mirror)
         honest = None
         z = propagate.embed(feats)
         if folds:
@@ -273,7 +274,8 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
                                  weight_decay=opts.weight_decay,
                                  trainable_stages=opts.trainable_stages,
                                  batch_size=opts.batch_size, patience=opts.patience,
-                                 augment=opts.augment, device=device, seed=opts.seed)
+                                 augment=opts.augment, mirror=mirror, device=device,
+                                 seed=opts.seed)
 
         def make_model(train_rows: np.ndarray) -> ClassifierModel:
             net = copy.deepcopy(backbone)

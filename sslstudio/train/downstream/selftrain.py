@@ -56,6 +56,7 @@ class SelfTrainSettings:
     unlabelled_weight: float = 1.0
     teacher_start: float = 1.0   # share of the propagated distribution in the target at the start
     teacher_end: float = 0.3     # ... and at the end (the rest is the network's weak-view guess)
+    mirror: bool = True          # False: no mirrored views, no mirror averaging (b / d classes)
     seed: int = 0
 
 
@@ -73,7 +74,8 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
                cancel: CancelFn | None = None) -> tuple[ClassifierModel, dict]:
     """A copy of `backbone` with a linear head, trained on the labels and the unlabelled images.
 
-    feats: mirror-averaged frozen features of every image (for the teacher);
+    feats: frozen features of every image for the teacher (mirror-averaged unless
+    settings.mirror is off);
     labelled: image-set positions of the labels; y_idx: their classes;
     z: propagate.embed(feats), when the caller already has it (validation folds share it).
     """
@@ -119,8 +121,8 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
             rows = order[cursor:cursor + s.batch_size]
             cursor += len(rows)
             x = image_set.tensor(rows)
-            weak = augment_batch(x, generator).to(device)
-            strong = strong_augment(x, generator).to(device)
+            weak = augment_batch(x, generator, s.mirror).to(device)
+            strong = strong_augment(x, generator, s.mirror).to(device)
             with torch.no_grad():
                 guess = torch.softmax(model.logits(weak), 1)
                 running_mean = 0.99 * running_mean + 0.01 * guess.mean(0)
@@ -135,7 +137,7 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
             used.append(float(mask.mean()))
         pick = rng.choice(len(labelled), size=min(s.labelled_batch, max(2, len(labelled))),
                           p=draw_p)
-        xl = augment_batch(image_set.tensor(labelled[pick]), generator).to(device)
+        xl = augment_batch(image_set.tensor(labelled[pick]), generator, s.mirror).to(device)
         yl = torch.from_numpy(y_idx[pick]).to(device)
         loss = loss + nn.functional.cross_entropy(model.logits(xl), yl)
         opt.zero_grad(set_to_none=True)
@@ -145,7 +147,7 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
             progress(step + 1, total)
     with torch.no_grad():
         model.head.bias[~present.to(model.head.bias.device)] = -1e4  # unlabelled classes never win
-    model.flip_average = True
+    model.flip_average = s.mirror
     model.eval()
     tail = used[-max(1, len(used) // 10):] if used else [0.0]
     return model, {"steps": total, "threshold": s.threshold,

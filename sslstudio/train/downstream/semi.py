@@ -49,8 +49,9 @@ class SemiSettings:
     seed: int = 0
 
 
-def strong_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random resized crop (35–100 % of the area), flip, colour jitter, cutout; x in [0, 1]."""
+def strong_augment(x: torch.Tensor, generator: torch.Generator, mirror: bool = True) -> torch.Tensor:
+    """Random resized crop (35–100 % of the area), flip (when `mirror`), colour jitter, cutout;
+    x in [0, 1]."""
     n, _, s, _ = x.shape
 
     def uniform(lo, hi, *shape):
@@ -60,6 +61,8 @@ def strong_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     aspect = uniform(np.log(3 / 4), np.log(4 / 3), n).exp().sqrt()
     sx, sy = (scale * aspect).clamp(max=1), (scale / aspect).clamp(max=1)
     flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    if not mirror:
+        flip = torch.ones_like(flip)
     tx, ty = uniform(-1, 1, n) * (1 - sx), uniform(-1, 1, n) * (1 - sy)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2] = sx * flip, tx
@@ -89,19 +92,19 @@ _MEMORY_ENTRIES = 2
 
 
 def strong_view_features(backbone: nn.Module, image_set: ImageSet, views: int, *, seed: int = 0,
-                         batch_size: int = 128, device: str = "cpu",
+                         batch_size: int = 128, device: str = "cpu", mirror: bool = True,
                          progress: ProgressFn | None = None,
                          cancel: CancelFn | None = None) -> np.ndarray:
     """views×N×C features of strongly augmented copies of every image (eval mode), remembered
     for the last few (backbone, images, views, seed): refitting with other labels is cheap."""
     from sslstudio.train.downstream.features import _key
 
-    key = f"{_key(backbone, image_set, False)}|strong|{views}|{seed}"
+    key = f"{_key(backbone, image_set, False)}|strong|{views}|{seed}|{mirror}"
     if key in _MEMORY:
         _MEMORY.move_to_end(key)
         return _MEMORY[key]
     feats = _extract_strong(backbone, image_set, views, seed=seed, batch_size=batch_size,
-                            device=device, progress=progress, cancel=cancel)
+                            device=device, mirror=mirror, progress=progress, cancel=cancel)
     _MEMORY[key] = feats
     while len(_MEMORY) > _MEMORY_ENTRIES:
         _MEMORY.popitem(last=False)
@@ -109,7 +112,8 @@ def strong_view_features(backbone: nn.Module, image_set: ImageSet, views: int, *
 
 
 @torch.no_grad()
-def _extract_strong(backbone, image_set, views, *, seed, batch_size, device, progress, cancel):
+def _extract_strong(backbone, image_set, views, *, seed, batch_size, device, mirror, progress,
+                    cancel):
     generator = torch.Generator().manual_seed(seed)
     was_training = backbone.training
     home = next(backbone.parameters()).device
@@ -122,7 +126,7 @@ def _extract_strong(backbone, image_set, views, *, seed, batch_size, device, pro
             x = image_set.tensor(np.arange(start, min(n, start + batch_size)))
             for v in range(views):
                 check_cancel(cancel)
-                f = backbone(strong_augment(x, generator).to(device)).float().cpu().numpy()
+                f = backbone(strong_augment(x, generator, mirror).to(device)).float().cpu().numpy()
                 if out.shape[2] != f.shape[1]:
                     out = np.zeros((views, n, f.shape[1]), np.float32)
                 out[v, start:start + len(x)] = f
