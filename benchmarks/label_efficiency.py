@@ -9,6 +9,8 @@
   # the app's sample dataset; both pretrain with the real engine on the training images
   python benchmarks/label_efficiency.py --digits --pretrain-minutes 3 --json digits.json
   python benchmarks/label_efficiency.py --sample --pretrain-minutes 3 --json sample.json
+  # 5,000 real MNIST digits from the sheet in OpenCV's samples (apt-get install opencv-doc)
+  python benchmarks/label_efficiency.py --mnist --pretrain-minutes 10 --task contrastive
 
   # label choice: random draws vs the Label page's suggestions (k-centre / k-means picks)
   ... --choices random,kcenter,kmeans --choice-methods linear,semi
@@ -176,6 +178,35 @@ def digits_data(args, work: Path) -> tuple:
     return _split_data(args, work, images, names, train, test, "digits")
 
 
+OPENCV_DIGITS = "/usr/share/doc/opencv-doc/examples/data/digits.png"
+
+
+def mnist_data(args, work: Path) -> tuple:
+    """5,000 MNIST handwritten digits (20×20, 500 per class) from the sheet OpenCV's samples
+    ship (Debian: `apt-get install opencv-doc`), scaled to --size; 40 % is the training set
+    (pretrained on and labelled from), 60 % the test set."""
+    from PIL import Image
+    from sklearn.model_selection import train_test_split
+
+    sheet_path = Path(args.mnist_sheet)
+    if not sheet_path.is_file():
+        raise SystemExit(f"{sheet_path} not found: install Debian's opencv-doc or give "
+                         "--mnist-sheet PATH to OpenCV's samples/data/digits.png")
+    sheet = np.asarray(Image.open(sheet_path).convert("L"))
+    cell, size = 20, args.size or 32
+    rows, cols = sheet.shape[0] // cell, sheet.shape[1] // cell   # 50 × 100; 5 rows per digit
+    images, names = [], []
+    for r in range(rows):
+        for c in range(cols):
+            tile = Image.fromarray(sheet[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell])
+            images.append(np.asarray(tile.resize((size, size), Image.BILINEAR).convert("RGB")))
+            names.append(str(r * 10 // rows))
+    images = np.stack(images)
+    train, test = train_test_split(np.arange(len(images)), test_size=0.6, random_state=0,
+                                   stratify=names)
+    return _split_data(args, work, images, names, train, test, "mnist")
+
+
 def sample_data(args, work: Path) -> tuple:
     """The app's sample dataset (`sslstudio sample`), decoded at --size; a stratified 40 % is
     the test set."""
@@ -255,6 +286,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="generated data + brief pretraining")
     parser.add_argument("--digits", action="store_true", help="sklearn digits, pretrained here")
     parser.add_argument("--sample", action="store_true", help="the sample dataset, pretrained here")
+    parser.add_argument("--mnist", action="store_true",
+                        help="5,000 MNIST digits from OpenCV's samples sheet, pretrained here")
+    parser.add_argument("--mnist-sheet", default=OPENCV_DIGITS)
     parser.add_argument("--sample-per-class", type=int, default=300)
     parser.add_argument("--pretrain-minutes", type=float, default=3.0,
                         help="pretraining budget when no --run is given")
@@ -298,12 +332,14 @@ def main(argv=None) -> int:
         backbone, images, ids, labels, test_labels = digits_data(args, work)
     elif args.sample:
         backbone, images, ids, labels, test_labels = sample_data(args, work)
+    elif args.mnist:
+        backbone, images, ids, labels, test_labels = mnist_data(args, work)
     elif all((args.folder, args.labels, args.test)) and (args.run or args.pretrain_minutes):
         if not args.run:
             args.run = str(pretrain_here(Path(args.folder), work / "run", args))
         backbone, images, ids, labels, test_labels = user_data(args)
     else:
-        parser.error("give --quick, --digits, --sample, --linear-timing N, or --folder --labels "
+        parser.error("give --quick, --digits, --sample, --mnist, --linear-timing N, or --folder --labels "
                      "--test with --run or --pretrain-minutes")
     levels = tuple(int(v) for v in args.levels.split(","))
     methods = tuple(args.methods.split(","))
