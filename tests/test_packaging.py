@@ -103,6 +103,30 @@ def test_install_desktop_entry_writes_a_menu_entry(tmp_path):
     assert not any(p.is_file() for p in share.rglob("*"))
 
 
+def test_menu_entry_starts_this_installation_by_default(tmp_path, monkeypatch):
+    """A menu does not see a venv's PATH: the entry names this install's own program, the
+    bundle's executable when frozen, quoted when its path has spaces."""
+    import sys
+
+    resources.install_desktop_entry(str(tmp_path / "pip"))
+    entry = _desktop_entry(tmp_path / "pip/share/applications" / f"{resources.APP_ID}.desktop")
+    program = entry["TryExec"]
+    assert Path(program).is_absolute() and Path(program).is_file()
+    assert entry["Exec"] == f"{program} gui %f"
+    bundle = tmp_path / "My Apps" / "sslstudio"
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle))
+    assert resources.default_exec() == str(bundle)
+    resources.install_desktop_entry(str(tmp_path / "bundle"))
+    path = tmp_path / "bundle/share/applications" / f"{resources.APP_ID}.desktop"
+    entry = _desktop_entry(path)
+    assert entry["Exec"] == f'"{bundle}" gui %f' and entry["TryExec"] == str(bundle)
+    if shutil.which("desktop-file-validate"):
+        run = subprocess.run(["desktop-file-validate", str(path)], capture_output=True,
+                             text=True, timeout=30)
+        assert run.returncode == 0 and not run.stdout.strip(), run.stdout + run.stderr
+
+
 def _build_wheel(src: Path, out: Path) -> Path:
     """`python -m build --wheel` without isolation (no network); setuptools' PEP 517 hook if
     `build` is not installed (what `build` calls anyway)."""

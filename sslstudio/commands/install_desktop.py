@@ -10,8 +10,8 @@ HELP = "add SSL Studio to the desktop's application menu (Linux)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", help="install under PREFIX/share (default: ~/.local/share)")
     parser.add_argument("--exec", dest="exec_path",
-                        help="program the menu entry starts (default: sslstudio on PATH), "
-                             "e.g. the path of a stand-alone bundle")
+                        help="program the menu entry starts (default: this installation's "
+                             "own sslstudio, by absolute path)")
     parser.add_argument("--uninstall", action="store_true",
                         help="remove what install-desktop wrote")
 

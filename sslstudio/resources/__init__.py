@@ -60,11 +60,34 @@ def _data_home(prefix: str | None) -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
+def default_exec() -> str:
+    """The program a menu entry should start: this very installation, by absolute path.
+
+    A menu does not see a venv's PATH, so a bare `sslstudio` would often not be found:
+    a bundle names its own executable; a pip install the `sslstudio` script beside its
+    Python (a venv's bin/), else the one on PATH.
+    """
+    if getattr(sys, "frozen", False):
+        return sys.executable
+    beside = Path(sys.executable).parent / ("sslstudio.exe" if os.name == "nt" else "sslstudio")
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("sslstudio") or "sslstudio"
+
+
+def _desktop_exec_quote(path: str) -> str:
+    """Quote a program path for Exec= (Desktop Entry spec: reserved characters need quotes)."""
+    if not any(c in path for c in ' \t\n"\'\\><~|&;$*?#()`'):
+        return path
+    quoted = "".join("\\" + c if c in '"`$\\' else c for c in path)
+    return '"' + quoted.replace("\\", "\\\\") + '"'   # then the string-value escape of \\
+
+
 def install_desktop_entry(prefix: str | None = None, exec_path: str | None = None) -> list[Path]:
     """Copy the desktop entry, metainfo and icons under PREFIX/share (default ~/.local/share).
 
     exec_path replaces the `sslstudio` in Exec=/TryExec= (e.g. a PyInstaller bundle's
-    absolute path); by default the `sslstudio` on PATH is used.
+    absolute path); by default this installation's own program (`default_exec`).
     """
     share = _data_home(prefix)
     written: list[Path] = []
@@ -72,8 +95,9 @@ def install_desktop_entry(prefix: str | None = None, exec_path: str | None = Non
     if desktop is None:
         raise FileNotFoundError("the desktop entry is missing from this installation")
     text = desktop.read_text(encoding="utf-8")
-    if exec_path:
-        text = text.replace("Exec=sslstudio ", f"Exec={exec_path} ")
+    exec_path = exec_path or default_exec()
+    if exec_path != "sslstudio":
+        text = text.replace("Exec=sslstudio ", f"Exec={_desktop_exec_quote(exec_path)} ")
         text = text.replace("TryExec=sslstudio", f"TryExec={exec_path}")
     target = share / "applications" / desktop.name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     inst = sub.add_parser("install-desktop", help="install the desktop entry, metainfo and icons")
     inst.add_argument("--prefix", help="install under PREFIX/share (default: ~/.local/share)")
     inst.add_argument("--exec", dest="exec_path",
-                      help="program to start (default: sslstudio on PATH), e.g. a bundle's path")
+                      help="program to start (default: this installation's own sslstudio)")
     inst.add_argument("--uninstall", action="store_true", help="remove what install-desktop wrote")
     args = parser.parse_args(argv)
     if args.uninstall:
