@@ -168,13 +168,12 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
                   "n_images": len(image_set), "device": device}
 
     needs_features = method != "scratch"
-    # mirror-averaged features measured better for every feature method with few labels
-    # (docs/benchmarks-classifier.md); switch off for classes that are mirror images of each other
-    # augment_average=False also means no mirrored training views: mirror images may be
-    # different classes
-    mirror = opts.augment_average if opts.augment_average is not None else True
-    flip = mirror if method in FEATURE_METHODS or method == "selftrain" else False
-    # (partial/finetune start from a probe on plain features)
+    # Mirror-averaged features measured better for every feature method with few labels
+    # (docs/benchmarks-classifier.md). augment_average=False (classes that are mirror images
+    # of each other) also keeps every training view unmirrored. partial/finetune never
+    # average: they start from a probe on plain features.
+    mirror = opts.augment_average is not False
+    flip = mirror and (method in FEATURE_METHODS or method == "selftrain")
     feats = None
     if method == "selftrain" and len(plan.folds) > SELFTRAIN_VALIDATION_FOLDS:
         kept = plan.folds[:SELFTRAIN_VALIDATION_FOLDS]
