@@ -16,19 +16,14 @@ from sslstudio.pretext.jigsaw import permutation_set
 
 # Options that keep each task small enough for a fast test on 2 CPU cores.
 FAST = {"jigsaw": {"permutations": 10, "tile_size": 16},
-        "contrastive": {"crop_min": 0.5, "blur_p": 0.0}}
+        "contrastive": {"crop_min": 0.5, "blur_p": 0.0},
+        "contrastive_rotation": {"crop_min": 0.5, "blur_p": 0.0}}
 # (steps, required ratio of final to initial loss): random views make contrastive noisier.
-LEARNING = {"contrastive": (40, 0.9)}
+LEARNING = {"contrastive": (40, 0.9), "contrastive_rotation": (40, 0.9)}
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded; on a busy 2-core box, extra threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_batch(n: int = 8, size: int = SIZE, seed: int = 0) -> torch.Tensor:
@@ -205,7 +200,21 @@ def test_nt_xent_rewards_matching_views():
     assert (logits.argmax(1) == partner).all() and good < bad
 
 
-@pytest.mark.parametrize("name", ["rotation", "inpainting", "colorization", "contrastive"])
+def test_contrastive_rotation_batch_is_two_views_and_a_turned_copy():
+    images = toy_batch(4)
+    task = create_task("contrastive_rotation")
+    inputs, (partner, turns) = task.make_batch(images)
+    assert inputs.shape == (12, 3, SIZE, SIZE)
+    assert torch.equal(partner, (torch.arange(8) + 4) % 8)   # the views pair up as in SimCLR
+    for i in range(4):   # the last N are the images themselves, turned by `turns`
+        assert torch.equal(inputs[8 + i], torch.rot90(images[i], int(turns[i]), dims=(1, 2)))
+    _, model = build("contrastive_rotation")
+    z, rotation_logits = model(inputs)
+    assert z.shape[0] == 8 and rotation_logits.shape == (4, 4)
+
+
+@pytest.mark.parametrize("name", ["rotation", "inpainting", "colorization", "contrastive",
+                                  "contrastive_rotation"])
 def test_channels_last_images_give_channels_last_inputs(name):
     images = toy_batch(4).contiguous(memory_format=torch.channels_last)
     inputs, _ = create_task(name).make_batch(images)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sslstudio.pretext.base import PretextModel, PretextTask, PreviewImage, TaskOption
 from sslstudio.pretext.colorization import ColorizationTask
 from sslstudio.pretext.contrastive import ContrastiveTask
+from sslstudio.pretext.contrastive_rotation import ContrastiveRotationTask
 from sslstudio.pretext.inpainting import InpaintingTask
 from sslstudio.pretext.jigsaw import JigsawTask
 from sslstudio.pretext.rotation import RotationTask
@@ -14,6 +15,7 @@ TASKS: dict[str, type[PretextTask]] = {
     InpaintingTask.name: InpaintingTask,
     ColorizationTask.name: ColorizationTask,
     ContrastiveTask.name: ContrastiveTask,
+    ContrastiveRotationTask.name: ContrastiveRotationTask,
 }
 
 

@@ -106,6 +106,6 @@ class ContrastiveTask(PretextTask):
         heat = previews.heatmap(cross, low, high)
         heat = previews.enlarge(heat, 256 // m * m, 256)
         heat = previews.titled(heat, f"diagonal: same image; blue {low:.2f}, red {high:.2f}")
-        heat = previews.titled(heat, f"cosine of view 1 (rows) and view 2 (columns)")
+        heat = previews.titled(heat, "cosine of view 1 (rows) and view 2 (columns)")
         return [PreviewImage("Pairs of views and their similarity", pairs),
                 PreviewImage("Similarity of first and second views", heat)]
