@@ -55,3 +55,11 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) in (0, 141)
     assert "Traceback" not in stderr
+
+
+def test_pretrain_help_names_every_registered_task():
+    """The CLI lists the tasks without importing torch; the list must match the registry."""
+    from sslstudio.commands.pretrain import TASK_NAMES
+    from sslstudio.pretext import TASKS
+
+    assert TASK_NAMES == tuple(TASKS)

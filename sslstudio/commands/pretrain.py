@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 HELP = "pretrain a backbone with a self-supervised pretext task"
-TASK_NAMES = ("rotation", "jigsaw", "inpainting", "colorization", "contrastive")
+TASK_NAMES = ("rotation", "jigsaw", "inpainting", "colorization", "contrastive",
+              "contrastive_rotation")   # for --help without importing torch (a test checks)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
