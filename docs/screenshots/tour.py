@@ -50,6 +50,7 @@ def main() -> int:
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline:
+                window.close()   # cancels background work, so the exit is clean
                 raise SystemExit(f"tour: timed out waiting for {what}")
             app.processEvents()
             time.sleep(0.02)
@@ -120,7 +121,8 @@ def main() -> int:
     settle(0.5)  # the page preselects its recommended method: the default path a user takes
     if not classifier.train():
         raise SystemExit("tour: the classifier did not start")
-    wait_until(lambda: not classifier.is_running(), 600, "the classifier")
+    # selftrain (the recommendation) trains the network twice: several minutes on a CPU
+    wait_until(lambda: not classifier.is_running(), 1500, "the classifier")
     settle(1.0)
     shot("classifier")
 
