@@ -298,8 +298,8 @@ class ClassifierPage(QWidget):
         method, reason = ClassifierCore.recommend(labels)
         if method in self.method_buttons:
             self.recommended = method
-            self.recommendation.setText(f"Recommended: {METHOD_TITLES[method]}"
-                                        + (f" ({reason})" if reason else "") + ".")
+            # the reason is a whole sentence of its own
+            self.recommendation.setText(f"Recommended: {METHOD_TITLES[method]}. {reason}".strip())
             if not any(b.isChecked() for b in self.method_buttons.values()):
                 self.method_buttons[method].setChecked(True)
 
