@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -461,6 +462,9 @@ class PretrainPage(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(self.follow_button)
         self.state_label = QLabel("")
+        # wrapped and free to shrink, so a long status does not push the splitter over
+        self.state_label.setWordWrap(True)
+        self.state_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
 
         self.error_banner = QLabel("")
         self.error_banner.setWordWrap(True)

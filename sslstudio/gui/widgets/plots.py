@@ -166,7 +166,8 @@ class TrainingPlots(QWidget):
         self.loss_plot = self._plot("Loss", row=0, col=0)
         # Task metrics and kNN accuracy share a 0–1 scale; the effective rank (up to the
         # feature width) gets its own plot so neither squashes the other.
-        self.metric_plot = self._plot("Task metric · kNN accuracy", row=0, col=1)
+        # (a short title: the legend names the curves, and a long one was cut off at 1280 px)
+        self.metric_plot = self._plot("Metrics (0–1)", row=0, col=1)
         self.rank_plot = self._plot("Effective rank (no labels)", row=0, col=2)
         self.lr_plot = self._plot("Learning rate", row=1, col=0)
         self.speed_plot = self._plot("Images / s", row=1, col=1)
