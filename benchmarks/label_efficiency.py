@@ -12,8 +12,9 @@
   # 5,000 real MNIST digits from the sheet in OpenCV's samples (apt-get install opencv-doc)
   python benchmarks/label_efficiency.py --mnist --pretrain-minutes 10 --task contrastive
 
-  # label choice: random draws vs the Label page's suggestions (k-centre / k-means picks)
-  ... --choices random,kcenter,kmeans --choice-methods linear,semi
+  # label choice: random draws vs suggestions (k-centre / k-means picks at once, or "app":
+  # the Label page's "What to label next?" rounds, exactly as a user gets them)
+  ... --choices random,kcenter,kmeans,app --choice-methods linear,semi
 
   # quick: generated glyph images, a brief rotation pretraining done here
   python benchmarks/label_efficiency.py --quick [--json out.json]
@@ -296,7 +297,7 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
     parser.add_argument("--work", help="folder for generated images and runs (default: a temp dir)")
     parser.add_argument("--choices", default="random",
-                        help="label choice: random, kcenter, kmeans (comma separated)")
+                        help="label choice: random, kcenter, kmeans, app (comma separated)")
     parser.add_argument("--choice-methods", default="linear,semi",
                         help="methods fitted on the suggested (non-random) label choices")
     parser.add_argument("--quick-per-class", type=int, default=60)

@@ -345,3 +345,30 @@ def test_features_are_cached_on_disk_and_reused(tmp_path):
         features.extract_features = original
     assert calls == []                                        # read from disk, not recomputed
     assert [p.label for p in second.predictions] == [p.label for p in first.predictions]
+
+
+def test_app_label_choice_follows_the_label_page_rounds():
+    """The "app" choice labels what repeated presses of "What to label next?" suggest: with
+    four clear groups and rounds of 3, the first 4 labels land in 4 different groups."""
+    from sslstudio.train.downstream.label_efficiency import _app_rounds
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 8) * 5
+    features = {f"{g}-{i}": centres[g] + rng.normal(0, 0.3, 8) for g in range(4) for i in range(20)}
+    labels = {k: f"class{k.split('-')[0]}" for k in features}
+    chosen = _app_rounds(labels, features, budget=10, seed=0, round_size=3)
+    assert len(chosen) == 10 and all(labels[k] == c for k, c in chosen.items())
+    firsts = _app_rounds(labels, features, budget=4, seed=0, round_size=3)
+    assert len(set(firsts.values())) == 4
+    assert _app_rounds(labels, features, budget=80, seed=0, round_size=3) is None  # all of them
+
+
+def test_label_efficiency_scores_the_app_label_choice(glyphs_pretrained):
+    images, classes, backbone = glyphs_pretrained
+    labels = {str(i): c for i, c in enumerate(classes)}
+    report = label_efficiency(backbone, images, labels, levels=(2,), methods=("linear",),
+                              seeds=(0, 1), choices=("random", "app"))
+    app = [r for r in report["rows"] if r["choice"] == "app"]
+    assert len(app) == 2 and all(r["method"] == "linear (app)" for r in app)
+    assert all(r["n_train"] == 2 * len(GLYPHS) for r in app)
+    assert all(r["accuracy"] > 1 / len(GLYPHS) for r in app)

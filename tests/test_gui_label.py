@@ -186,6 +186,39 @@ def test_suggest_next_prefers_predictions_then_embeddings():
     assert least_confident(preds, 1) == ["9.png"]
     emb = {r: np.array([float(i), 1.0]) for i, r in enumerate(relpaths)}
     picked, strategy = suggest_next(relpaths, labels, 2, embeddings=emb)
-    assert strategy == "k_center" and "0.png" not in picked
+    assert strategy == "representative" and len(picked) == 2 and "0.png" not in picked
     picked, strategy = suggest_next(relpaths, labels, 2)
     assert strategy == "spread" and len(picked) == 2
+
+
+def test_suggestions_use_the_newest_backbone_without_a_map(qtbot, tmp_path, toy_folder,
+                                                        monkeypatch):
+    """Nobody has to visit the Inspect page first: with a pretrained backbone, "What to label
+    next?" computes its features itself, and each round goes to images not yet labelled."""
+    from test_gui_classifier import pretrained_run
+    from test_gui_pretrain import make_context, make_project
+
+    import sslstudio.gui.pages.label_page as label_page
+
+    monkeypatch.setattr(label_page, "SUGGEST_COUNT", 5)
+    store, truth = make_project(tmp_path, toy_folder)
+    store.add_class("red")
+    pretrained_run(store)
+    ctx = make_context(store)
+    widget = LabelPage(ctx)
+    qtbot.addWidget(widget)
+    widget.show()
+    assert widget.suggest_next() == []                    # features first, in the background
+    assert not widget.suggest_button.isEnabled()
+    qtbot.waitUntil(lambda: bool(widget.suggestions), timeout=60_000)
+    assert widget.suggest_button.isEnabled()
+    assert sorted(ctx.embeddings) == sorted(truth)
+    first = list(widget.suggestions)
+    assert len(set(first)) == 5 and widget.model.relpaths == first
+    select_rows(widget, list(range(5)))
+    widget.assign_class("red")
+    assert {r: store.labels().get(r) for r in first} == {r: "red" for r in first}
+    second = widget.suggest_next()                       # the features are there now: at once
+    assert len(set(second)) == 5 and not set(second) & set(first)
+    ctx.shutdown()
+    store.close()

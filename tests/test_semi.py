@@ -259,5 +259,13 @@ def test_first_suggestions_are_typical_images_of_each_group():
     embeddings = dict(zip(relpaths, points))
     chosen, strategy = suggest_next(relpaths, {}, 4, embeddings=embeddings)
     assert strategy == "representative" and len(chosen) == 4
-    _, strategy = suggest_next(relpaths, {"0.png": "a"}, 4, embeddings=embeddings)
-    assert strategy == "k_center"
+    # the next round goes to the groups no label reaches yet, again not to the outliers
+    labels = {"0.png": "a", "30.png": "b"}                    # groups 0 and 1 are labelled
+    chosen, strategy = suggest_next(relpaths, labels, 2, embeddings=embeddings)
+    assert strategy == "representative"
+    assert sorted(cluster[[relpaths.index(r) for r in chosen]]) == [2, 3]
+    rows = representative_sample(points, 2, seed=1, covered=[0, 30])
+    assert sorted(cluster[rows]) == [2, 3]
+    # more picks than free groups: the rest never repeats a label or a pick
+    rows = representative_sample(points, 10, seed=1, covered=[0, 30, 60, 90])
+    assert len(set(rows)) == 10 and not set(rows) & {0, 30, 60, 90}

@@ -4,12 +4,12 @@
 
 Drives the real widgets, the way the pytest-qt tests do, but on the sample
 dataset with a real (short) pretraining run: open the sample → pretrain →
-inspect (previews, embedding map) → label 10 images per class → the recommended
-classifier →
-export to ONNX and try an image. The labels come from the sample's hidden
-truth file so the tour is repeatable; a person would press 1–6 in the Label
-page instead. Writes start/data/pretrain/inspect/label/classifier/export.png
-next to this file (or into --out). Uses its own SSLSTUDIO_HOME under /tmp.
+inspect (previews, embedding map) → label the suggested images (10 per class on
+average) → the recommended classifier → export to ONNX and try an image. The
+labels come from the sample's hidden truth file so the tour is repeatable; a
+person would press 1–6 in the Label page instead. Writes
+start/data/pretrain/inspect/label/classifier/export.png next to this file (or into
+--out). Uses its own SSLSTUDIO_HOME under /tmp.
 """
 
 from __future__ import annotations
@@ -96,22 +96,29 @@ def main() -> int:
     if inspect.compute_map():
         wait_until(lambda: not window.ctx.busy, 300, "the embedding map")
 
-    # ---- Label: N per class from the hidden truth (a person would use the 1–6 keys).
+    # ---- Label: press "What to label next?" and label every suggestion from the hidden truth
+    # (a person would use the 1–6 keys) until N per class on average are labelled.
     truth_file = Path(store.image_root) / ".sslstudio-truth.csv"
     with open(truth_file, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    chosen: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    for row in rows:
-        name, label = row["filename"], row["label"]
-        if counts.get(label, 0) < args.per_class:
-            chosen[name] = label
-            counts[label] = counts.get(label, 0) + 1
+        truth = {row["filename"]: row["label"] for row in csv.DictReader(handle)}
     labels_page = window.show_page("Label")
-    for name in sorted(counts):
+    classes = sorted(set(truth.values()))
+    for name in classes:
         labels_page.add_class(name)
-    for name in sorted(counts):
-        labels_page.assign_class(name, [p for p, c in chosen.items() if c == name])
+    budget = args.per_class * len(classes)
+    while len(labels_page.labels) < budget:
+        picked = labels_page.suggest_next()
+        if not picked:   # features first, in the background
+            wait_until(lambda: bool(labels_page.suggestions), 300, "the suggestions")
+            picked = labels_page.suggestions
+        picked = [p for p in picked if p in truth][:budget - len(labels_page.labels)]
+        if not picked:
+            raise SystemExit("tour: the suggestions ran out before the budget")
+        for name in classes:
+            chosen = [p for p in picked if truth[p] == name]
+            if chosen:
+                labels_page.assign_class(name, chosen)
+        settle(0.3)
     settle(1.0)
     shot("label")
     window.show_page("Inspect")  # the map, now coloured by the new labels
@@ -134,7 +141,7 @@ def main() -> int:
     if not export.export():
         raise SystemExit("tour: export did not start")
     wait_until(lambda: export.worker is None, 300, "the export")
-    example = Path(store.image_root) / rows[-1]["filename"]
+    example = Path(store.image_root) / sorted(truth)[-1]
     export.try_image(str(example))
     wait_until(lambda: "Predicting" not in export.prediction.text(), 120, "the prediction")
     shot("export")

@@ -4,10 +4,12 @@ Three strategies, best available first:
 
 * ``least_confident``: once a classifier has predicted the unlabelled images,
   the ones it is least sure about teach it most;
-* ``representative``: with an embedding and nothing labelled yet, k-means on the
-  embedding and the image nearest each centre: typical images of the main groups;
-* ``k_center``: with an embedding of the images, k-centre greedy picks images
-  far from everything labelled or already picked, so a few labels cover the data;
+* ``representative``: with an embedding, k-means on it and the image nearest the
+  centre of each of the largest groups that hold no label yet: typical images of
+  the main groups, then of the groups the labels have not reached (measured
+  better than k-centre and than random picks, docs/benchmarks-classifier.md);
+* ``k_center`` (kept for scripts): k-centre greedy picks images far from everything
+  labelled or already picked, so a few labels cover the data;
 * ``spread``: with nothing else, a random image from each of k equal slices of
   the sorted paths, so every folder and part of the set gets a turn.
 """
@@ -17,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+# images per press of the Label page's "What to label next?"
+SUGGEST_COUNT = 24
 
 
 def spread_sample(relpaths: Sequence[str], k: int, seed: int = 0) -> list[str]:
@@ -75,25 +80,26 @@ def k_center_greedy(features: np.ndarray, k: int, centers: Sequence[int] = (),
 
 
 def representative_sample(features: np.ndarray, k: int, seed: int = 0,
-                          iterations: int = 20) -> list[int]:
+                          iterations: int = 20, covered: Sequence[int] = ()) -> list[int]:
     """k rows: the most typical image (nearest the centre) of each of the k largest clusters of
-    a k-means on the L2-normalised features.
+    a k-means on the L2-normalised features that hold no `covered` row (the labelled images).
 
-    With nothing labelled yet, a few labels on typical images of the data's main
-    groups teach more than k-centre's picks, which favour outliers (measured in
-    docs/benchmarks-classifier.md). k-means runs with a few clusters more than k
-    so that stray images form small clusters of their own, which are then passed
-    over (TypiClust's idea, Hacohen et al. 2022).
+    A few labels on typical images of the data's main groups teach more than
+    k-centre's picks, which favour outliers (measured in docs/benchmarks-classifier.md).
+    k-means runs with as many clusters as there are labels after this round, plus
+    a few, so that stray images form small clusters of their own, which are then
+    passed over (TypiClust's idea, Hacohen et al. 2022).
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"features must be N×D, got shape {x.shape}")
     n = len(x)
-    k = min(int(k), n)
+    covered = sorted({int(c) for c in covered})
+    k = min(int(k), n - len(covered))
     if k <= 0:
         return []
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    m = min(n, k + max(1, k // 2))
+    m = min(n, len(covered) + k + max(1, k // 2))
     rng = np.random.default_rng(seed)
     # k-means++ seeding, then Lloyd iterations
     first = int(rng.integers(n))
@@ -118,14 +124,17 @@ def representative_sample(features: np.ndarray, k: int, seed: int = 0,
     dist = distances(c)
     assign = np.argmin(dist, axis=1)
     sizes = np.bincount(assign, minlength=m)
+    sizes[assign[covered]] = -1                    # groups a label already reaches come last
     chosen: list[int] = []
-    for j in np.argsort(-sizes, kind="stable")[:k]:
+    for j in np.argsort(-sizes, kind="stable"):
+        if len(chosen) == k or sizes[j] <= 0:
+            break
         members = np.flatnonzero(assign == j)
-        if len(members):
-            chosen.append(int(members[np.argmin(dist[members, j])]))
-    if len(chosen) < k:   # fewer non-empty clusters than k: fill with k-centre picks
-        taken = set(chosen)
-        chosen += [i for i in k_center_greedy(x, k - len(chosen), chosen, seed) if i not in taken]
+        chosen.append(int(members[np.argmin(dist[members, j])]))
+    if len(chosen) < k:   # fewer free clusters than k: fill with k-centre picks
+        taken = set(chosen) | set(covered)
+        picks = k_center_greedy(x, k - len(chosen), sorted(taken), seed)
+        chosen += [i for i in picks if i not in taken]
     return chosen[:k]
 
 
@@ -153,14 +162,18 @@ def suggest_next(relpaths: Sequence[str], labels: Mapping[str, str], k: int = 24
     if embeddings:
         known = [r for r in relpaths if r in embeddings]
         if any(r not in labels for r in known):
-            features = np.stack([np.asarray(embeddings[r], dtype=np.float32).ravel()
-                                 for r in known])
+            features = standardise(np.stack([np.asarray(embeddings[r], dtype=np.float32).ravel()
+                                             for r in known]))
             centers = [i for i, r in enumerate(known) if r in labels]
-            if not centers:
-                # the very first labels: typical images of the main groups (measured better
-                # than k-centre's outliers and than random picks, benchmarks-classifier.md)
-                rows = representative_sample(features, k, seed=seed)
-                return [known[i] for i in rows], "representative"
-            rows = k_center_greedy(features, k, centers, seed=seed)
-            return [known[i] for i in rows], "k_center"
+            # typical images of the groups no label reaches yet (measured better than
+            # k-centre's outliers and than random picks, benchmarks-classifier.md)
+            rows = representative_sample(features, k, seed=seed, covered=centers)
+            return [known[i] for i in rows], "representative"
     return spread_sample(unlabelled, k, seed), "spread"
+
+
+def standardise(features: np.ndarray) -> np.ndarray:
+    """Every feature to zero mean and unit spread, so no few large ones decide the distances
+    (the same scaling label propagation uses)."""
+    x = np.asarray(features, dtype=np.float64)
+    return (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)

@@ -31,16 +31,16 @@ from PySide6.QtWidgets import (
 )
 
 from sslstudio.gui.widgets.gallery import GalleryModel, GalleryView, loader_for
+from sslstudio.project.suggest import SUGGEST_COUNT
 
 PREVIEW_SIZE = 360
-SUGGEST_COUNT = 24
 CLEAR_KEYS = {Qt.Key.Key_0, Qt.Key.Key_Backspace, Qt.Key.Key_Delete}
 STRATEGY_TEXT = {
     "least_confident": "least confident predictions first",
     "k_center": "diverse picks from the embedding (k-centre)",
-    "representative": "typical images of the main groups in the embedding (k-means)",
-    "spread": "a spread-out sample (no embedding yet: compute the map on the Inspect page "
-              "for smarter picks)",
+    "representative": "typical images of the groups in the embedding that no label reaches "
+                      "yet (k-means)",
+    "spread": "a spread-out sample (no pretrained backbone yet: pretrain for smarter picks)",
 }
 
 
@@ -155,6 +155,14 @@ def letter_shortcuts(names: list[str]) -> dict[str, str]:
     return {letter: found[0] for letter, found in by_letter.items() if len(found) == 1}
 
 
+def features_for_suggestions(run_dir: str, store, progress=None):
+    """(relpaths, features) of the backbone in `run_dir`: the Inspect page's saved map when it
+    still fits, else computed (and saved for the Inspect page). Runs in a worker."""
+    from sslstudio.gui.pages.inspect_page import compute_embeddings, load_embedding_cache
+
+    return load_embedding_cache(run_dir, store) or compute_embeddings(run_dir, store, progress)
+
+
 def load_preview(path: Path, box: int = PREVIEW_SIZE) -> QImage:
     """A preview-sized image (worker thread); DecodeError says why it cannot be read."""
     try:
@@ -192,6 +200,7 @@ class LabelPage(QWidget):
         self.labels: dict[str, str] = {}
         self.class_infos = []
         self.suggestions: list[str] = []
+        self.embed_worker = None
         self.preview_worker = None
         self._preview_for: str | None = None
         self._build()
@@ -681,10 +690,15 @@ class LabelPage(QWidget):
 
     # ------------------------------------------------------------------ suggestions
     def suggest_next(self) -> list[str]:
+        """Show the images worth labelling next. Without an embedding yet but with a pretrained
+        backbone, the features are computed (or read from the Inspect page's cache) first and
+        the suggestions follow when they are ready; the call then returns []."""
         from sslstudio.project.suggest import suggest_next
 
         embeddings = getattr(self.ctx, "embeddings", None) or None
         predictions = getattr(self.ctx, "predictions", None) or None
+        if not embeddings and not predictions and self._embed_for_suggestions():
+            return []
         picked, strategy = suggest_next(self.all_relpaths, self.labels, SUGGEST_COUNT,
                                         embeddings=embeddings, predictions=predictions,
                                         seed=len(self.labels))
@@ -697,6 +711,53 @@ class LabelPage(QWidget):
         self.gallery.setFocus()
         self.ctx.status(f"{len(picked)} images to label next: {STRATEGY_TEXT.get(strategy, strategy)}")
         return picked
+
+    def _embed_for_suggestions(self) -> bool:
+        """Start computing the newest backbone's features for the suggestions; False when there
+        is no backbone (the suggestions then fall back to a spread-out sample)."""
+        from sslstudio.gui.pages.inspect_page import backbone_runs
+
+        if self.embed_worker is not None:
+            return True
+        runs = backbone_runs(self.store) if self.store is not None else []
+        if not runs:
+            return False
+        run_dir = runs[0]["path"]
+        self.suggest_button.setEnabled(False)
+        self.ctx.status(f"Computing features with {Path(run_dir).name} to choose the images "
+                        f"to label…")
+        self.embed_worker = self.ctx.run_in_background(
+            features_for_suggestions, run_dir, self.store,
+            on_result=self._embedded_for_suggestions, on_error=self._embedding_failed,
+            on_cancelled=self._embedding_failed)
+        return True
+
+    def _embedded_for_suggestions(self, result) -> None:
+        self.embed_worker = None
+        self.suggest_button.setEnabled(True)
+        relpaths, features = result
+        self.ctx.embeddings = {r: features[i] for i, r in enumerate(relpaths)}
+        self.suggest_next()
+
+    def _embedding_failed(self, *error) -> None:
+        from sslstudio.gui.workers import error_text
+
+        self.embed_worker = None
+        self.suggest_button.setEnabled(True)
+        reason = error_text(error) if error else "cancelled"
+        self.ctx.status(f"Could not compute features for the suggestions ({reason}); "
+                        f"showing a spread-out sample instead")
+        picked, strategy = self._spread_suggestions()
+        if picked:
+            self.set_filter("suggested")
+
+    def _spread_suggestions(self):
+        from sslstudio.project.suggest import spread_sample
+
+        unlabelled = [r for r in self.all_relpaths if r not in self.labels]
+        self.suggestions = spread_sample(unlabelled, SUGGEST_COUNT, seed=len(self.labels))
+        self._refresh_filters()
+        return self.suggestions, "spread"
 
     # ------------------------------------------------------------------ preview
     def _show_preview(self, relpath: str | None) -> None:

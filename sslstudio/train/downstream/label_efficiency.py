@@ -14,9 +14,11 @@ it alone. Scoring:
 
 Label choice: "random" draws `level` labels of every class; the suggestion
 strategies ("kcenter", "kmeans", see project/suggest.py) pick `level × classes`
-images from the pretrained embedding without looking at the labels — what a user
-following the Label page's suggestions would label — so some classes may get
-more labels than others, or none.
+images from the pretrained embedding without looking at the labels, so some
+classes may get more labels than others, or none. "app" is exactly what a user
+who follows the Label page gets: rounds of its "What to label next?" (SUGGEST_COUNT
+images each, from the plain backbone features the Inspect page computes) until
+`level × classes` images are labelled.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sslstudio.train.downstream.selection import balanced_accuracy
 
 DEFAULT_LEVELS = (1, 5, 10, 25)
 DEFAULT_METHODS = ("linear", "scratch")
-CHOICES = ("random", "kcenter", "kmeans")
+CHOICES = ("random", "kcenter", "kmeans", "app")
 
 
 def _draw(labels: dict[str, str], per_class: int, seed: int) -> dict[str, str] | None:
@@ -66,6 +68,26 @@ def _suggested(labels: dict[str, str], embedding: dict[str, np.ndarray], budget:
     rows = (k_center_greedy(x, budget, seed=seed) if strategy == "kcenter"
             else representative_sample(x, budget, seed=seed))
     chosen = {pool[r]: labels[pool[r]] for r in rows}
+    return chosen if len(set(chosen.values())) >= 2 else None
+
+
+def _app_rounds(labels: dict[str, str], features: dict[str, np.ndarray], budget: int,
+                seed: int, round_size: int) -> dict[str, str] | None:
+    """The labels a user gets by pressing "What to label next?" and labelling every suggestion,
+    round after round, until `budget` images are labelled."""
+    from sslstudio.project.suggest import suggest_next
+
+    pool = sorted(i for i in labels if i in features)
+    if budget >= len(pool):
+        return None
+    chosen: dict[str, str] = {}
+    while len(chosen) < budget:
+        # the page seeds with the number of labels; the benchmark seed varies the draws
+        picked, _ = suggest_next(pool, chosen, min(round_size, budget - len(chosen)),
+                                 embeddings=features, seed=seed * 100003 + len(chosen))
+        if not picked:
+            break
+        chosen.update({i: labels[i] for i in picked})
     return chosen if len(set(chosen.values())) >= 2 else None
 
 
@@ -124,8 +146,14 @@ def label_efficiency(backbone, images, labels, *, ids=None, levels=DEFAULT_LEVEL
     unknown = [c for c in choices if c not in CHOICES]
     if unknown:
         raise ValueError(f"unknown label choice {unknown[0]!r}; choose from {', '.join(CHOICES)}")
-    embedding = None
-    if any(c != "random" for c in choices):
+    embedding = app_features = None
+    if "app" in choices:
+        # what the Inspect page hands the Label page: plain pooled features, one view
+        plain = cached_features(backbone, fit_set, batch_size=base.batch_size,
+                                device=pick_device(base.device), augment_average=False,
+                                cancel=cancel)
+        app_features = {i: plain[r] for r, i in enumerate(fit_set.ids)}
+    if any(c in ("kcenter", "kmeans") for c in choices):
         from sslstudio.train.downstream.propagate import embed
 
         feats = cached_features(backbone, fit_set, batch_size=base.batch_size,
@@ -145,6 +173,9 @@ def label_efficiency(backbone, images, labels, *, ids=None, levels=DEFAULT_LEVEL
     for level, seed, choice, ms in plan:
         if choice == "random":
             train = _draw(pool, level, seed)
+        elif choice == "app":
+            from sslstudio.project.suggest import SUGGEST_COUNT
+            train = _app_rounds(pool, app_features, level * n_classes, seed, SUGGEST_COUNT)
         else:
             train = _suggested(pool, embedding, level * n_classes, choice, seed)
         if train is None:
