@@ -120,8 +120,8 @@ def compute_embeddings(run_dir: str | Path, store, progress=None, batch_size: in
     feats = []
     with torch.no_grad():
         for start in range(0, len(relpaths), batch_size):
-            chunk = np.asarray(images[start:start + batch_size])
-            x = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2).float() / 255
+            chunk = np.array(images[start:start + batch_size])  # a copy: the cache is read-only
+            x = torch.from_numpy(chunk).permute(0, 3, 1, 2).float() / 255
             feats.append(backbone(x).float().reshape(len(chunk), -1).numpy())
             if progress:
                 progress(min(start + batch_size, len(relpaths)), len(relpaths))

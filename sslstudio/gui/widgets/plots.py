@@ -177,7 +177,7 @@ class TrainingPlots(QWidget):
         self._grid.setRowStretch(0, 3)
         self._grid.setRowStretch(1, 2)
         self.loss_plot.addLegend(offset=(-5, 5))
-        self.metric_plot.addLegend(offset=(-5, 5))
+        self.metric_plot.addLegend(offset=(-5, -5))   # bottom right: accuracies rise to the top
         self.raw_loss = self.loss_plot.plot(pen=pg.mkPen((31, 119, 180, 90), width=1),
                                             name="loss")
         self.smooth_loss = self.loss_plot.plot(pen=pg.mkPen("#1f77b4", width=2),
