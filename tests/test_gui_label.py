@@ -222,3 +222,25 @@ def test_suggestions_use_the_newest_backbone_without_a_map(qtbot, tmp_path, toy_
     assert len(set(second)) == 5 and not set(second) & set(first)
     ctx.shutdown()
     store.close()
+
+
+def test_a_broken_backbone_still_gives_suggestions_and_says_why(qtbot, tmp_path, toy_folder):
+    from test_gui_classifier import pretrained_run
+    from test_gui_pretrain import make_context, make_project
+
+    store, truth = make_project(tmp_path, toy_folder)
+    run_dir = pretrained_run(store)
+    for weights in Path(run_dir).glob("backbone*.safetensors"):
+        weights.write_bytes(b"not a safetensors file")
+    ctx = make_context(store)
+    messages = []
+    ctx.status_message.connect(messages.append)
+    widget = LabelPage(ctx)
+    qtbot.addWidget(widget)
+    assert widget.suggest_next() == []
+    qtbot.waitUntil(lambda: bool(widget.suggestions), timeout=60_000)
+    assert widget.suggest_button.isEnabled()
+    assert any("Could not compute features" in m for m in messages)
+    assert set(widget.suggestions) <= set(truth) and widget.model.relpaths == widget.suggestions
+    ctx.shutdown()
+    store.close()
