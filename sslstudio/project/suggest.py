@@ -174,6 +174,6 @@ def suggest_next(relpaths: Sequence[str], labels: Mapping[str, str], k: int = 24
 
 def standardise(features: np.ndarray) -> np.ndarray:
     """Every feature to zero mean and unit spread, so no few large ones decide the distances
-    (the same scaling label propagation uses)."""
+    (label propagation's embedding starts with it too), as float64."""
     x = np.asarray(features, dtype=np.float64)
     return (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)

@@ -693,12 +693,17 @@ class LabelPage(QWidget):
         """Show the images worth labelling next. Without an embedding yet but with a pretrained
         backbone, the features are computed (or read from the Inspect page's cache) first and
         the suggestions follow when they are ready; the call then returns []."""
-        from sslstudio.project.suggest import suggest_next
-
         embeddings = getattr(self.ctx, "embeddings", None) or None
         predictions = getattr(self.ctx, "predictions", None) or None
         if not embeddings and not predictions and self._embed_for_suggestions():
             return []
+        return self._show_suggestions(embeddings, predictions)
+
+    def _show_suggestions(self, embeddings, predictions, why: str | None = None) -> list[str]:
+        """Pick the next images (project/suggest.py) and show them; `why` replaces the status
+        text that names the strategy."""
+        from sslstudio.project.suggest import suggest_next
+
         picked, strategy = suggest_next(self.all_relpaths, self.labels, SUGGEST_COUNT,
                                         embeddings=embeddings, predictions=predictions,
                                         seed=len(self.labels))
@@ -709,7 +714,8 @@ class LabelPage(QWidget):
             return []
         self.set_filter("suggested")
         self.gallery.setFocus()
-        self.ctx.status(f"{len(picked)} images to label next: {STRATEGY_TEXT.get(strategy, strategy)}")
+        self.ctx.status(why or f"{len(picked)} images to label next: "
+                               f"{STRATEGY_TEXT.get(strategy, strategy)}")
         return picked
 
     def _embed_for_suggestions(self) -> bool:
@@ -745,19 +751,9 @@ class LabelPage(QWidget):
         self.embed_worker = None
         self.suggest_button.setEnabled(True)
         reason = error_text(error) if error else "cancelled"
-        self.ctx.status(f"Could not compute features for the suggestions ({reason}); "
-                        f"showing a spread-out sample instead")
-        picked, strategy = self._spread_suggestions()
-        if picked:
-            self.set_filter("suggested")
-
-    def _spread_suggestions(self):
-        from sslstudio.project.suggest import spread_sample
-
-        unlabelled = [r for r in self.all_relpaths if r not in self.labels]
-        self.suggestions = spread_sample(unlabelled, SUGGEST_COUNT, seed=len(self.labels))
-        self._refresh_filters()
-        return self.suggestions, "spread"
+        self._show_suggestions(None, None,
+                               why=f"Could not compute features for the suggestions ({reason}); "
+                                   f"showing a spread-out sample instead")
 
     # ------------------------------------------------------------------ preview
     def _show_preview(self, relpath: str | None) -> None:

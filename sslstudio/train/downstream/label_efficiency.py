@@ -29,6 +29,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from sslstudio.project.suggest import SUGGEST_COUNT
 from sslstudio.train.downstream.features import cached_features
 from sslstudio.train.downstream.fit import (FEATURE_METHODS, ClassifierOptions, fit_classifier,
                                             load_pretrained, pick_device)
@@ -174,7 +175,6 @@ def label_efficiency(backbone, images, labels, *, ids=None, levels=DEFAULT_LEVEL
         if choice == "random":
             train = _draw(pool, level, seed)
         elif choice == "app":
-            from sslstudio.project.suggest import SUGGEST_COUNT
             train = _app_rounds(pool, app_features, level * n_classes, seed, SUGGEST_COUNT)
         else:
             train = _suggested(pool, embedding, level * n_classes, choice, seed)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sslstudio.project.suggest import standardise
 from sslstudio.train.downstream.inputs import CancelFn, check_cancel
 
 
@@ -43,8 +44,7 @@ class PropagationSettings:
 
 def embed(feats: np.ndarray) -> np.ndarray:
     """Standardise each dimension, then L2-normalise each row (float32)."""
-    x = np.asarray(feats, np.float64)
-    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+    x = standardise(feats)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return x.astype(np.float32)
 
