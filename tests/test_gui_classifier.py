@@ -25,7 +25,7 @@ def test_confusion_matrix_cells_hold_their_images(qtbot):
     assert blocker.args == ["cat", "dog", ["a2"]]
 
 
-def pretrained_run(store, image_size: int = 32):
+def pretrained_run(store, image_size: int = 32, name: str = "fixture-run", seed: int = 0):
     """A registered pretraining run folder holding a (randomly initialised) small backbone.
 
     The classifier page only needs backbone.safetensors; a real pretraining is
@@ -37,8 +37,8 @@ def pretrained_run(store, image_size: int = 32):
     from sslstudio.models.backbones import create_backbone
     from sslstudio.models.io import save_backbone
 
-    torch.manual_seed(0)
-    run_dir = store.runs_dir / "fixture-run"
+    torch.manual_seed(seed)
+    run_dir = store.runs_dir / name
     run_dir.mkdir(parents=True)
     backbone = create_backbone("small_cnn", image_size=image_size)
     save_backbone(run_dir / "backbone", backbone, {"name": "small_cnn",

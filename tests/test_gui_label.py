@@ -224,6 +224,32 @@ def test_suggestions_use_the_newest_backbone_without_a_map(qtbot, tmp_path, toy_
     store.close()
 
 
+def test_suggestions_move_to_a_newer_backbone_than_the_map(qtbot, tmp_path, toy_folder):
+    """A map drawn with an older backbone is not used once a newer one is trained: the next
+    press computes the newer backbone's features, and the press after that reuses them."""
+    from test_gui_classifier import pretrained_run
+    from test_gui_pretrain import make_context, make_project
+
+    store, truth = make_project(tmp_path, toy_folder)
+    old_run = pretrained_run(store, name="old-run")
+    ctx = make_context(store)
+    ctx.set_embeddings({r: np.full(3, float(i)) for i, r in enumerate(truth)}, old_run)
+    new_run = pretrained_run(store, name="new-run", seed=1)
+    widget = LabelPage(ctx)
+    qtbot.addWidget(widget)
+    assert widget.suggest_next() == []                   # the old map is stale: recompute
+    qtbot.waitUntil(lambda: bool(widget.suggestions), timeout=60_000)
+    assert ctx.embeddings_source == str(new_run)
+    some = next(iter(truth))
+    assert ctx.embeddings[some].shape != (3,)            # the new backbone's features
+    assert widget.suggest_next()                         # up to date now: suggestions at once
+    ctx.set_embeddings(ctx.embeddings, old_run)          # e.g. the Inspect page drew the old map
+    assert widget.suggest_next() == []
+    qtbot.waitUntil(lambda: ctx.embeddings_source == str(new_run), timeout=60_000)
+    ctx.shutdown()
+    store.close()
+
+
 def test_a_broken_backbone_still_gives_suggestions_and_says_why(qtbot, tmp_path, toy_folder):
     from test_gui_classifier import pretrained_run
     from test_gui_pretrain import make_context, make_project

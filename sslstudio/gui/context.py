@@ -9,6 +9,8 @@ Attributes
                          setting it emits ``predictions_changed``)
     ``ctx.embeddings``   dict relpath → 1-D feature vector or {} (settable; emits
                          ``embeddings_changed``)
+    ``ctx.embeddings_source``  run folder of the backbone behind ``ctx.embeddings`` or None
+                         (set both with ``set_embeddings(mapping, run_dir)``)
     ``ctx.window``       the main window (parent for dialogs) or None
     ``ctx.settings``     ``AppSettings`` (recent projects, window state)
 
@@ -87,6 +89,7 @@ class AppContext(QObject):
         self._store = None
         self._predictions: dict[str, tuple[str, float]] = {}
         self._embeddings: dict[str, Any] = {}
+        self.embeddings_source: str | None = None
         self.window: QWidget | None = None
         self.settings = settings or AppSettings()
         self._workers: set[workers.Worker] = set()
@@ -103,6 +106,7 @@ class AppContext(QObject):
         old = self._store
         self._store = store
         self._predictions, self._embeddings = {}, {}
+        self.embeddings_source = None
         if old is not None and old is not store:
             self._retire(old)
         if store is not None:
@@ -179,7 +183,13 @@ class AppContext(QObject):
 
     @embeddings.setter
     def embeddings(self, value: dict[str, Any] | None) -> None:
+        self.set_embeddings(value, None)
+
+    def set_embeddings(self, value: dict[str, Any] | None, source: str | Path | None) -> None:
+        """Share features with the pages, with the run folder of the backbone that made them
+        (so a page can tell when a newer backbone has made them stale)."""
         self._embeddings = dict(value or {})
+        self.embeddings_source = str(source) if source is not None and value else None
         self.embeddings_changed.emit()
 
     def notify_labels_changed(self) -> None:

@@ -261,7 +261,7 @@ class InspectPage(QWidget):
                 self.map_status.setText("The saved map no longer fits the images: "
                                         "Compute map draws a new one.")
             else:
-                self._on_embeddings(result)
+                self._on_embeddings(result, run_dir)
 
         self.worker = self.ctx.run_in_background(load_embedding_cache, run_dir, store,
                                                  on_result=done,
@@ -311,10 +311,11 @@ class InspectPage(QWidget):
         self.map_status.setText(f"Computing features with {Path(run_dir).name}…")
         self.worker = self.ctx.run_in_background(
             compute_embeddings, run_dir, store,
-            on_result=self._on_embeddings, on_error=self._on_embedding_error)
+            on_result=lambda result: self._on_embeddings(result, run_dir),
+            on_error=self._on_embedding_error)
         return True
 
-    def _on_embeddings(self, result) -> None:
+    def _on_embeddings(self, result, run_dir: str | None = None) -> None:
         self.worker = None
         self.compute_button.setEnabled(True)
         relpaths, features = result
@@ -323,7 +324,7 @@ class InspectPage(QWidget):
         self.map_status.setText(f"{len(relpaths)} images, {features.shape[1]} features "
                                 f"(PCA of pooled backbone features).")
         try:
-            self.ctx.embeddings = {r: features[i] for i, r in enumerate(relpaths)}
+            self.ctx.set_embeddings({r: features[i] for i, r in enumerate(relpaths)}, run_dir)
         except AttributeError:
             pass
         self.embedding_ready.emit(len(relpaths))

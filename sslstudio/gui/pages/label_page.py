@@ -690,12 +690,18 @@ class LabelPage(QWidget):
 
     # ------------------------------------------------------------------ suggestions
     def suggest_next(self) -> list[str]:
-        """Show the images worth labelling next. Without an embedding yet but with a pretrained
-        backbone, the features are computed (or read from the Inspect page's cache) first and
-        the suggestions follow when they are ready; the call then returns []."""
+        """Show the images worth labelling next. Without the newest backbone's features yet
+        (none at all, or a map an older backbone drew), the features are computed (or read
+        from the Inspect page's cache) first and the suggestions follow when they are ready;
+        the call then returns []."""
+        from sslstudio.gui.pages.inspect_page import backbone_runs
+
         embeddings = getattr(self.ctx, "embeddings", None) or None
         predictions = getattr(self.ctx, "predictions", None) or None
-        if not embeddings and not predictions and self._embed_for_suggestions():
+        runs = backbone_runs(self.store) if self.store is not None else []
+        newest = str(runs[0]["path"]) if runs else None
+        stale = newest is not None and getattr(self.ctx, "embeddings_source", None) != newest
+        if not predictions and stale and self._embed_for_suggestions(newest):
             return []
         return self._show_suggestions(embeddings, predictions)
 
@@ -718,31 +724,24 @@ class LabelPage(QWidget):
                                f"{STRATEGY_TEXT.get(strategy, strategy)}")
         return picked
 
-    def _embed_for_suggestions(self) -> bool:
-        """Start computing the newest backbone's features for the suggestions; False when there
-        is no backbone (the suggestions then fall back to a spread-out sample)."""
-        from sslstudio.gui.pages.inspect_page import backbone_runs
-
+    def _embed_for_suggestions(self, run_dir: str) -> bool:
+        """Start computing the features of the backbone in `run_dir` for the suggestions."""
         if self.embed_worker is not None:
             return True
-        runs = backbone_runs(self.store) if self.store is not None else []
-        if not runs:
-            return False
-        run_dir = runs[0]["path"]
         self.suggest_button.setEnabled(False)
         self.ctx.status(f"Computing features with {Path(run_dir).name} to choose the images "
                         f"to label…")
         self.embed_worker = self.ctx.run_in_background(
             features_for_suggestions, run_dir, self.store,
-            on_result=self._embedded_for_suggestions, on_error=self._embedding_failed,
-            on_cancelled=self._embedding_failed)
+            on_result=lambda result: self._embedded_for_suggestions(result, run_dir),
+            on_error=self._embedding_failed, on_cancelled=self._embedding_failed)
         return True
 
-    def _embedded_for_suggestions(self, result) -> None:
+    def _embedded_for_suggestions(self, result, run_dir: str) -> None:
         self.embed_worker = None
         self.suggest_button.setEnabled(True)
         relpaths, features = result
-        self.ctx.embeddings = {r: features[i] for i, r in enumerate(relpaths)}
+        self.ctx.set_embeddings({r: features[i] for i, r in enumerate(relpaths)}, run_dir)
         self.suggest_next()
 
     def _embedding_failed(self, *error) -> None:
