@@ -8,6 +8,8 @@ backbone at its random initialisation and the raw pixels.
 
     .venv/bin/python benchmarks/bench_cpu_budget.py [--images 10000] [--minutes 5]
         [--settings rotation@32,rotation@64,contrastive@32] [--labelled 1000]
+        (a setting may end in :float32 or :auto to pin the precision, e.g.
+         contrastive@32:float32,contrastive@32:auto compares float32 with CPU bf16)
         [--folder DIR --labels CSV]   # your own images instead of the sample
 
 Without --folder it writes the built-in sample dataset (64 px files) with
@@ -66,12 +68,13 @@ def baselines(folder: Path, labelled: dict[str, str], size: int) -> tuple[float,
 
 
 def run_setting(folder: Path, work: Path, task: str, size: int, minutes: float,
-                labelled: dict[str, str], batch: int) -> dict:
+                labelled: dict[str, str], batch: int, precision: str = "auto") -> dict:
     from sslstudio.train.pretrain import PretrainConfig, run_pretraining
 
-    out = work / f"run-{task}-{size}"
+    out = work / f"run-{task}-{size}-{precision}"
     config = PretrainConfig(folder=str(folder), out=str(out), task=task, backbone="small_cnn",
                             image_size=size, minutes=minutes, batch_size=batch, device="cpu",
+                            precision=precision,
                             seed=0, preview_every=0, quality_every=0, labels=labelled,
                             cache_dir=str(work / f"cache-{size}"))
     config.quality_samples = len(labelled)
@@ -85,7 +88,8 @@ def run_setting(folder: Path, work: Path, task: str, size: int, minutes: float,
     quality = [e for e in events if e["kind"] == "quality"]
     steps = [e for e in events if e["kind"] == "step"]
     speeds = [e.get("images_per_s") for e in steps[len(steps) // 2:] if e.get("images_per_s")]
-    return {"setting": f"{task}@{size}", "steps": summary["steps"],
+    start = next((e for e in events if e["kind"] == "start"), {})
+    return {"setting": f"{task}@{size} ({start.get('amp') or 'float32'})", "steps": summary["steps"],
             "images_seen": summary["steps"] * batch, "wall_s": wall,
             "images_per_s": float(np.median(speeds)) if speeds else float("nan"),
             "knn": quality[-1].get("knn_accuracy") if quality else None,
@@ -115,19 +119,23 @@ def main() -> int:
         generate_sample_dataset(folder, n_per_class=-(-args.images // len(CLASSES)), size=64)
         truth = read_truth(folder / TRUTH_FILE)
     labelled = pick_labelled(truth, args.labelled)
-    settings = [(s.split("@")[0], int(s.split("@")[1])) for s in args.settings.split(",")]
+    settings = []
+    for item in args.settings.split(","):
+        spec, _, precision = item.partition(":")
+        task, _, size = spec.partition("@")
+        settings.append((task, int(size), precision or "auto"))
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
           f"{os.cpu_count()} cores, {len(truth)} images in {folder}, {len(labelled)} labelled "
           f"for kNN, {args.minutes:g} min per setting, batch {args.batch_size}", flush=True)
     rows = []
-    for size in sorted({s for _, s in settings}):
+    for size in sorted({s for _, s, _ in settings}):
         raw, random_init = baselines(folder, labelled, size)
         rows.append({"setting": f"raw pixels @{size}", "knn": raw})
         rows.append({"setting": f"random small_cnn @{size}", "knn": random_init})
-    for task, size in settings:
+    for task, size, precision in settings:
         rows.append(run_setting(folder, work, task, size, args.minutes, labelled,
-                                args.batch_size))
-        print(f"  done {task}@{size}: kNN {rows[-1]['knn']}", flush=True)
+                                args.batch_size, precision))
+        print(f"  done {rows[-1]['setting']}: kNN {rows[-1]['knn']}", flush=True)
     print("\n| setting | steps | images seen | images/s | kNN accuracy | effective rank |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:

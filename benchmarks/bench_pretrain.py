@@ -88,7 +88,7 @@ def measure_bare(task_name: str, args) -> dict:
     import numpy as np
     import torch
 
-    from sslstudio.train.device import pick_device
+    from sslstudio.train.device import mixed_precision, pick_device
 
     device = pick_device(args.device)
     task, model, optimizer = build_model(task_name, args, device)
@@ -97,15 +97,14 @@ def measure_bare(task_name: str, args) -> dict:
                                                     args.image_size, 3), dtype=np.uint8))
     x = images.to(device).permute(0, 3, 1, 2).float().div(255).contiguous(
         memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    # the engine's precision: bf16 autocast where the GPU or CPU has it natively
+    amp = mixed_precision(device)
 
     def step():
         inputs, targets = task.make_batch(x)
-        if amp is not None:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss, _ = task.loss(model(inputs), targets)
-        else:
-            loss, _ = task.loss(model(inputs), targets)
+        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            outputs = model(inputs)
+        loss, _ = task.loss(outputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

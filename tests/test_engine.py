@@ -55,6 +55,8 @@ def test_config_json_round_trip_and_validation():
         PretrainConfig(folder="i", out="o", epochs=2, minutes=1.0).validate()
     with pytest.raises(PretrainError, match="batch size must be positive"):
         PretrainConfig(folder="i", out="o", batch_size=0).validate()
+    with pytest.raises(PretrainError, match="unknown precision 'half'"):
+        PretrainConfig(folder="i", out="o", precision="half").validate()
 
 
 def test_console_progress_redraws_one_line_and_ends_it(tmp_path):
@@ -132,6 +134,24 @@ def test_rotation_learns_and_the_run_folder_is_complete(tmp_path, toy_folder):
     assert json.loads((run / "config.json").read_text())["task"] == "rotation"
     assert (run / "backbone.safetensors").is_file() and (run / "backbone.json").is_file()
     assert load_checkpoint(run / "checkpoints" / "last.pt")[0]["step"] == 36
+
+
+@needs_layers
+def test_cpu_mixed_precision_follows_the_hardware_and_float32_turns_it_off(tmp_path, toy_folder):
+    """auto trains in bf16 exactly where the CPU has it natively; both precisions learn."""
+    from sslstudio.train.device import native_cpu_bf16
+
+    root, _ = toy_folder
+    for precision, expected in (("auto", "bfloat16" if native_cpu_bf16() else None),
+                                ("float32", None)):
+        config = config_for(tmp_path, root, precision, epochs=None, steps=24, batch_size=8,
+                            lr=2e-3, precision=precision)
+        run_pretraining(config)
+        events = read_events(config.out)
+        start = next(e for e in events if e["kind"] == "start")
+        assert start["amp"] == expected, precision
+        losses = [e["loss"] for e in events if e["kind"] == "step"]
+        assert np.mean(losses[-6:]) < np.mean(losses[:6]), (precision, losses)
 
 
 @needs_layers

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     parser.add_argument("--weight-decay", type=float, default=0.05, metavar="X")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32"),
+                        help="auto (default): mixed precision where the hardware has it "
+                             "(bf16/fp16 on CUDA, bf16 on CPUs with AVX512-BF16 or AMX); "
+                             "float32: none")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes decoding images into the cache")
     parser.add_argument("--seed", type=int, default=0)
@@ -133,7 +137,7 @@ def build_config(args: argparse.Namespace):
         weights=args.weights, image_size=image_size, epochs=args.epochs,
         minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
-        workers=args.workers, seed=args.seed, preview_every=args.preview_every,
+        precision=args.precision, workers=args.workers, seed=args.seed, preview_every=args.preview_every,
         quality_every=args.quality_every, checkpoint_every=args.checkpoint_every,
         labels=labels, cache_dir=args.cache_dir)
 

@@ -59,6 +59,31 @@ def native_bf16(device: torch.device | int | None = None) -> bool:
     return major >= 8
 
 
+def native_cpu_bf16() -> bool:
+    """True when the CPU has bfloat16 instructions (AVX512-BF16 or AMX: recent Xeon, Zen 4 and
+    up), where oneDNN runs bf16 convolutions about twice as fast as float32. Elsewhere bf16 is
+    emulated and slower, so training stays in float32."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name)()) for name in probes
+                   if hasattr(torch.cpu, name))
+    except Exception:  # noqa: BLE001 - a private probe that changed: assume no
+        return False
+
+
+def mixed_precision(device: torch.device | str, precision: str = "auto") -> torch.dtype | None:
+    """bfloat16 when `precision` is "auto" and `device` computes it natively (Ampere-class
+    GPUs, CPUs with AVX512-BF16 / AMX), else None: float32 throughout."""
+    device = torch.device(device)
+    if precision != "auto":
+        return None
+    if device.type == "cuda" and native_bf16(device):
+        return torch.bfloat16
+    if device.type == "cpu" and native_cpu_bf16():
+        return torch.bfloat16
+    return None
+
+
 def cpu_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -135,7 +135,9 @@ class ConsoleProgress:
             resumed = event.get("resumed_from")
             self._print(f"{'resuming' if resumed is not None else 'pretraining'} "
                         f"{event.get('task')} on {event.get('dataset_size')} images "
-                        f"({event.get('device')}), {plan}"
+                        f"({event.get('device')}"
+                        + (f", {event['amp']} mixed precision" if event.get("amp") else "")
+                        + f"), {plan}"
                         + (f", from step {resumed}" if resumed is not None else ""))
         elif kind == "cache":
             total = event.get("total") or 0

@@ -40,7 +40,8 @@ from sslstudio.train.checkpoint import (CHECKPOINT_NAME, CheckpointError, captur
                                         checkpoint_path, has_checkpoint, load_checkpoint,
                                         save_checkpoint)
 from sslstudio.train.control import RunControl
-from sslstudio.train.device import DeviceUnavailable, describe, native_bf16, pick_device
+from sslstudio.train.device import (DeviceUnavailable, describe, mixed_precision, native_bf16,
+                                    pick_device)
 from sslstudio.train.events import EventStream, JsonlWriter, Listener
 from sslstudio.train.loader import BatchPlan, PrefetchLoader, fit_batch_size, to_device_float
 from sslstudio.train.quality import quality_report
@@ -65,6 +66,9 @@ class PretrainError(Exception):
         self.internal = internal  # an unexpected failure (a bug), not a problem with the input
 
 
+PRECISIONS = ("auto", "float32")
+
+
 @dataclass
 class PretrainConfig:
     folder: str = ""                 # the image folder (read only)
@@ -85,6 +89,8 @@ class PretrainConfig:
     warmup: float = 0.05             # fraction of the planned steps
     grad_clip: float | None = 1.0
     device: str = "auto"
+    precision: str = "auto"          # auto: bf16/fp16 autocast on CUDA, bf16 on CPUs that have
+                                     # it natively; "float32": no autocast anywhere
     workers: int | None = None       # decode workers for building the cache
     seed: int = 0
     log_every: int = 0               # steps between step events; 0 = 1 on CPU/MPS, 10 on CUDA/DDP
@@ -152,6 +158,9 @@ class PretrainConfig:
             raise PretrainError("warmup is a fraction of the run, between 0 and 1")
         if self.image_size < 8:
             raise PretrainError("image size must be at least 8 pixels")
+        if self.precision not in PRECISIONS:
+            raise PretrainError(f"unknown precision {self.precision!r}; choose "
+                                f"{' or '.join(PRECISIONS)}")
         from sslstudio.pretext import TASKS
 
         if self.task not in TASKS:
@@ -461,8 +470,8 @@ class _Run:
         self.last_preview_step = self.step
 
     def autocast(self):
-        if self.cuda:
-            return torch.autocast("cuda", dtype=self.amp_dtype)
+        if self.amp_dtype is not None:
+            return torch.autocast(self.device.type, dtype=self.amp_dtype)
         return nullcontext()
 
     # ------------------------------------------------------------------ main
@@ -500,12 +509,18 @@ class _Run:
         optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
         self.amp_dtype = None
         scaler = None
+        mixed = config.precision == "auto"
         if self.cuda:
             torch.backends.cudnn.benchmark = True
+        if self.cuda and mixed:
             # bf16 where the GPU has it natively; float16 + GradScaler elsewhere (T4, V100)
             self.amp_dtype = torch.bfloat16 if native_bf16(self.device) else torch.float16
             if self.amp_dtype == torch.float16:
                 scaler = torch.amp.GradScaler("cuda")
+        elif mixed:
+            # bf16 on CPUs that have it natively: the convolutions run about twice as fast;
+            # the losses stay float32 (see train_step)
+            self.amp_dtype = mixed_precision(self.device)
 
         if resume_state is not None:
             model.load_state_dict(resume_state["model"])

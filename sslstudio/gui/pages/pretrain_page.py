@@ -791,7 +791,11 @@ class PretrainPage(QWidget):
             self.last_message = str(event.get("message") or "")
             self.last_details = str(event.get("details") or "")
         elif kind == "start" and self.process is not None and not self.process.saw_end:
-            self.state_label.setText(f"Running {self.run_dir.name if self.run_dir else ''}…")
+            where = event.get("device") or ""
+            if event.get("amp"):
+                where += f", {event['amp']}"
+            self.state_label.setText(f"Running {self.run_dir.name if self.run_dir else ''}"
+                                     + (f" on {where}" if where else "") + "…")
 
     def _on_process_exited(self) -> None:
         """The worker process is gone and its last events were delivered (an "end" among them)."""
