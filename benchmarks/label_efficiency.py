@@ -19,6 +19,9 @@
   # quick: generated glyph images, a brief rotation pretraining done here
   python benchmarks/label_efficiency.py --quick [--json out.json]
 
+  # float32 throughout instead of bf16 where the CPU/GPU has it natively (pretraining, selftrain)
+  ... --precision float32
+
   # how long a linear probe takes for N labelled images on this machine
   python benchmarks/label_efficiency.py --linear-timing 3000
 
@@ -42,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sslstudio.train.downstream import ClassifierOptions, fit_classifier  # noqa: E402
 from sslstudio.train.downstream.label_efficiency import (format_markdown, format_table,  # noqa: E402
                                                         label_efficiency)
+from sslstudio.train.downstream.selftrain import SelfTrainSettings  # noqa: E402
 
 
 def decode(folder: Path, relpaths: list[str], size: int) -> np.ndarray:
@@ -139,6 +143,7 @@ def pretrain_here(folder: Path, out: Path, args) -> Path:
     config = PretrainConfig(folder=str(folder), out=str(out), task=args.task,
                             image_size=args.size or 32, minutes=args.pretrain_minutes,
                             batch_size=args.pretrain_batch, device="auto", seed=0,
+                            precision=args.precision,
                             preview_every=0, quality_every=0, checkpoint_every=0,
                             cache_dir=str(out.parent / "cache"))
     started = time.perf_counter()
@@ -312,6 +317,8 @@ def main(argv=None) -> int:
                              "scratch with few labels: docs/benchmarks-classifier.md")
     parser.add_argument("--json", metavar="OUT")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32"),
+                        help="pretraining here and selftrain: auto = bf16 where native")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -349,7 +356,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     report = label_efficiency(backbone, images, labels, ids=ids, levels=levels, methods=methods,
                               seeds=tuple(range(args.seeds)),
-                              options=ClassifierOptions(epochs=args.epochs, device=None),
+                              options=ClassifierOptions(
+                                  epochs=args.epochs, device=None,
+                                  selftrain=SelfTrainSettings(precision=args.precision)),
                               test_labels=test_labels, choices=choices,
                               choice_methods=choice_methods,
                               progress=lambda d, t: print(f"  {d}/{t} fits", file=sys.stderr,

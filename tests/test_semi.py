@@ -179,6 +179,24 @@ def test_self_training_trains_the_network_validates_honestly_and_exports(tmp_pat
         torch.testing.assert_close(model(x), result.model(x), atol=1e-5, rtol=1e-4)
 
 
+def test_selftrain_runs_in_bf16_where_the_cpu_has_it_and_float32_on_request():
+    from sslstudio.train.device import native_cpu_bf16
+    from sslstudio.train.downstream.selftrain import SelfTrainSettings
+
+    images, classes = tiny_images()
+    labels = {str(i): c for i, c in enumerate(classes) if i < 12}
+    truth = {str(i): c for i, c in enumerate(classes)}
+    for precision, expected in (("auto", "bfloat16" if native_cpu_bf16() else "float32"),
+                                ("float32", "float32")):
+        settings = SelfTrainSettings(min_steps=12, batch_size=8, labelled_batch=8,
+                                     precision=precision)
+        result = fit_classifier(tiny_backbone(), images, labels, "selftrain",
+                                ClassifierOptions(device="cpu", validate=False,
+                                                  selftrain=settings))
+        assert result.info["precision"] == expected
+        assert np.mean([truth[p.id] == p.label for p in result.predictions]) >= 0.9, precision
+
+
 def test_selftrain_without_mirroring_tells_mirror_image_classes_apart():
     """Classes that are each other's mirror image (left / right arrows): with mirroring on,
     the model averages each image with its mirror and cannot tell them apart; with

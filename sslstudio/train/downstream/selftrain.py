@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslstudio.train.device import mixed_precision
 from sslstudio.train.downstream import propagate
 from sslstudio.train.downstream.finetune import augment_batch
 from sslstudio.train.downstream.inputs import CancelFn, ImageSet, ProgressFn, check_cancel
@@ -57,6 +58,8 @@ class SelfTrainSettings:
     teacher_start: float = 1.0   # share of the propagated distribution in the target at the start
     teacher_end: float = 0.3     # ... and at the end (the rest is the network's weak-view guess)
     mirror: bool = True          # False: no mirrored views, no mirror averaging (b / d classes)
+    precision: str = "auto"      # auto: the network runs in bf16 where the device has it
+                                 # natively (about 2x faster on such CPUs); "float32"
     seed: int = 0
 
 
@@ -108,6 +111,14 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
     running_mean = target_dist.clone()
     order, cursor = rng.permutation(unl), 0
     used = []
+    amp = mixed_precision(device, s.precision)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        # the network in bf16 where that is native; softmax and losses in float32
+        with torch.autocast(torch.device(device).type, dtype=amp or torch.bfloat16,
+                            enabled=amp is not None):
+            return model.logits(x).float()
+
     model.train()
     for step in range(total):
         check_cancel(cancel)
@@ -124,7 +135,7 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
             weak = augment_batch(x, generator, s.mirror).to(device)
             strong = strong_augment(x, generator, s.mirror).to(device)
             with torch.no_grad():
-                guess = torch.softmax(model.logits(weak), 1)
+                guess = torch.softmax(logits(weak), 1)
                 running_mean = 0.99 * running_mean + 0.01 * guess.mean(0)
                 guess = guess * (target_dist / running_mean.clamp(min=1e-6))
                 guess = guess / guess.sum(1, keepdim=True)
@@ -132,14 +143,14 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
                 target = share * teacher[rows].to(device) + (1 - share) * guess
                 conf, pseudo = target.max(1)
                 mask = (conf >= s.threshold).float()
-            per = nn.functional.cross_entropy(model.logits(strong), pseudo, reduction="none")
+            per = nn.functional.cross_entropy(logits(strong), pseudo, reduction="none")
             loss = loss + s.unlabelled_weight * (per * mask).mean()
             used.append(float(mask.mean()))
         pick = rng.choice(len(labelled), size=min(s.labelled_batch, max(2, len(labelled))),
                           p=draw_p)
         xl = augment_batch(image_set.tensor(labelled[pick]), generator, s.mirror).to(device)
         yl = torch.from_numpy(y_idx[pick]).to(device)
-        loss = loss + nn.functional.cross_entropy(model.logits(xl), yl)
+        loss = loss + nn.functional.cross_entropy(logits(xl), yl)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -151,4 +162,5 @@ def self_train(backbone: nn.Module, image_set: ImageSet, feats: np.ndarray,
     model.eval()
     tail = used[-max(1, len(used) // 10):] if used else [0.0]
     return model, {"steps": total, "threshold": s.threshold,
+                   "precision": str(amp).replace("torch.", "") if amp else "float32",
                    "pseudo_labelled_fraction": round(float(np.mean(tail)), 3)}
