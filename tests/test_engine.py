@@ -308,6 +308,35 @@ def test_minutes_planner_plans_early_when_steps_are_slow(monkeypatch):
     assert planned_at(5.0) == (2, 12)
 
 
+
+def test_minutes_planner_replans_from_the_settled_speed(monkeypatch):
+    """Slow first steps (warm-up) must not shorten the plan: the recheck uses later steps."""
+    from types import SimpleNamespace
+
+    from sslstudio.train import pretrain
+
+    clock = [0.0]
+    monkeypatch.setattr(pretrain.time, "monotonic", lambda: clock[0])
+    plans = []
+
+    def plan(per_step, deadline):
+        plans.append(per_step)
+        total = run.step + int((deadline - clock[0]) / per_step)
+        return total, run.step + (total - run.step) // 4
+
+    run = SimpleNamespace(step=0, deadline=100.0, total_steps=pretrain.PROVISIONAL_TOTAL,
+                          dist=SimpleNamespace(enabled=False), plan_minutes=plan)
+    planner = pretrain._MinutesPlanner(run)
+    done = False
+    while not done:
+        clock[0] += 0.2 if run.step < 20 else 0.1   # warm-up: the first 20 steps are slower
+        run.step += 1
+        done = planner.after_step()
+    assert plans[0] == pytest.approx(0.2)
+    assert plans[-1] == pytest.approx(0.1)          # not the average with the warm-up
+    # the final plan fills the budget at the settled speed
+    assert run.total_steps == pytest.approx(run.step + (100.0 - clock[0]) / 0.1, abs=1)
+
 @needs_layers
 def test_input_errors_are_readable(tmp_path, toy_folder):
     root, _ = toy_folder

@@ -789,15 +789,22 @@ class _MinutesPlanner:
 
     The first step is not timed (allocations, cudnn autotuning); the next
     CALIBRATION_STEPS - 1 are (fewer when they take over CALIBRATION_SHARE of the
-    budget), then the plan is set and re-estimated once at a
-    quarter of it, when the speed has settled. The deadline stops the run anyway.
+    budget), then the plan is set and re-estimated REPLANS times, each at a quarter of
+    the steps left, from the steps since the previous plan alone: the speed changes as
+    a run warms up and as other work on the machine starts or stops, and an average
+    from the start would plan the cosine schedule to end early (or be cut off by the
+    deadline before it ends). The deadline stops the run anyway.
     """
+
+    REPLANS = 3
 
     def __init__(self, run: "_Run") -> None:
         self.run = run
         self.first_step = run.step
         self.t0: float | None = None
         self.recheck_at: int | None = None
+        self.planned = (0.0, 0)   # when the plan was last set: (time, step)
+        self.replans = 0
 
     def after_step(self) -> bool:
         """Call after every step; True once planning is over."""
@@ -814,10 +821,14 @@ class _MinutesPlanner:
             per_step = (now - self.t0) / (done - 1)
             run.total_steps, self.recheck_at = run.plan_minutes(per_step, run.deadline)
             self.recheck_at = max(self.recheck_at, run.step + 1)
+            self.planned = (now, run.step)
         elif self.recheck_at is not None and run.step >= self.recheck_at:
-            per_step = (now - self.t0) / max(1, done - 1)
-            run.total_steps, _ = run.plan_minutes(per_step, run.deadline)
-            return True
+            since, step = self.planned
+            per_step = (now - since) / max(1, run.step - step)
+            run.total_steps, self.recheck_at = run.plan_minutes(per_step, run.deadline)
+            self.planned = (now, run.step)
+            self.replans += 1
+            return self.replans >= self.REPLANS
         return False
 
 
