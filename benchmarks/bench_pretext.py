@@ -4,8 +4,10 @@
         [--batch-size 64] [--steps 10] [--backbones small_cnn,resnet18] [--tasks rotation,...]
 
 Images/s counts source images (rotation trains on 4 rotations of each, jigsaw on 9
-tiles, contrastive on 2 views). On CUDA the step runs under bf16 autocast with
-channels_last, as the engine does. Prints a Markdown table.
+tiles, contrastive on 2 views). The step runs as the engine runs it: bf16 autocast
+where the device computes bf16 natively (Ampere-class GPUs, CPUs with AVX512-BF16 or
+AMX; `--precision float32` turns it off), the loss in float32, channels_last on CUDA.
+Prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sslstudio.models import create_backbone  # noqa: E402
 from sslstudio.pretext import TASKS, create_task  # noqa: E402
 from sslstudio.pretext.base import PretextModel  # noqa: E402
+from sslstudio.train.device import mixed_precision  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -41,13 +44,14 @@ def measure(task_name, backbone_name, args, device):
         torch.cuda.reset_peak_memory_stats()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     images = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
+    amp = mixed_precision(device, args.precision)
+    autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
 
     def step():
         inputs, targets = task.make_batch(images)
         with autocast():
             outputs = model(inputs)
-            loss, metrics = task.loss(outputs, targets)
+        loss, metrics = task.loss(outputs, targets)   # float32, as in the engine
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -79,12 +83,15 @@ def main() -> int:
     parser.add_argument("--backbones", default="small_cnn,resnet18")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    parser.add_argument("--precision", choices=("auto", "float32"), default="auto")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; image {args.image_size}px, batch {args.batch_size}, {args.steps} steps\n")
+    amp = mixed_precision(device, args.precision)
+    print(f"device: {name}; {str(amp).replace('torch.', '') if amp else 'float32'}; "
+          f"image {args.image_size}px, batch {args.batch_size}, {args.steps} steps\n")
     print("| task | backbone | train images/s | make_batch images/s | peak GPU MiB | final loss |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for backbone_name in args.backbones.split(","):
