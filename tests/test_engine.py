@@ -258,6 +258,8 @@ def test_minutes_budget_plans_steps_from_measured_speed(tmp_path, toy_folder):
     assert summary["seconds"] < 0.04 * 60 + 4  # + the step in flight, quality and checkpoint
     saved = load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "last.pt")[0]
     assert saved["scheduler"]["total_steps"] == summary["total_steps"]
+    anchor = saved["scheduler"]["anchor"]        # set where a re-plan took over, if one did
+    assert anchor is None or (0 < anchor[0] <= summary["steps"] and 0 <= anchor[1] < 1)
 
 
 @needs_layers
@@ -336,6 +338,26 @@ def test_minutes_planner_replans_from_the_settled_speed(monkeypatch):
     assert plans[-1] == pytest.approx(0.1)          # not the average with the warm-up
     # the final plan fills the budget at the settled speed
     assert run.total_steps == pytest.approx(run.step + (100.0 - clock[0]) / 0.1, abs=1)
+
+
+def test_a_replanned_schedule_carries_on_without_a_jump():
+    from sslstudio.train.schedule import lr_at, schedule_anchor
+
+    base, warmup = 1e-3, 0.05
+    # planned 1,000 steps; at step 300 the speed says 1,400 fit
+    anchor = schedule_anchor(300, 1000, warmup)
+    before = lr_at(299, 1000, base, warmup)
+    after = lr_at(300, 1400, base, warmup, anchor=anchor)
+    assert after == pytest.approx(lr_at(300, 1000, base, warmup))       # same point of the curve
+    assert abs(after - before) < base / 500                              # no jump
+    assert lr_at(300, 1400, base, warmup) > after + base / 20            # (un-anchored: a jump up)
+    rates = [lr_at(step, 1400, base, warmup, anchor=anchor) for step in range(300, 1400)]
+    assert all(b <= a for a, b in zip(rates, rates[1:]))                 # still only decays
+    assert rates[-1] < base / 1000                                       # and ends at the new total
+    # a second re-plan chains from the first anchor (fewer steps fit after all)
+    second = schedule_anchor(800, 1400, warmup, anchor)
+    assert lr_at(800, 1100, base, warmup, anchor=second) == pytest.approx(rates[500])
+    assert schedule_anchor(20, 1000, warmup) is None                     # warmup follows the plan
 
 @needs_layers
 def test_input_errors_are_readable(tmp_path, toy_folder):

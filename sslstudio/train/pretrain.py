@@ -45,7 +45,7 @@ from sslstudio.train.device import (DeviceUnavailable, describe, mixed_precision
 from sslstudio.train.events import EventStream, JsonlWriter, Listener
 from sslstudio.train.loader import BatchPlan, PrefetchLoader, fit_batch_size, to_device_float
 from sslstudio.train.quality import quality_report
-from sslstudio.train.schedule import lr_at, make_optimizer, set_lr
+from sslstudio.train.schedule import lr_at, make_optimizer, schedule_anchor, set_lr
 
 OPTIMIZERS = ("adamw", "sgd")
 CALIBRATION_STEPS = 5            # steps timed before a minutes budget is turned into steps
@@ -263,6 +263,7 @@ class _Run:
         self.ckpt_path = checkpoint_path(self.run_dir)
         self.step = 0
         self.total_steps = 1
+        self.lr_anchor: tuple[int, float] | None = None   # where a re-plan took over
         self.cuda = device.type == "cuda"
         self.started = time.monotonic()
         self.budget_seconds_used = 0.0   # from earlier sessions of a resumed run
@@ -369,6 +370,7 @@ class _Run:
             "optimizer": optimizer.state_dict(),
             "scheduler": {"total_steps": int(self.total_steps), "warmup": float(self.config.warmup),
                           "base_lr": float(self.config.lr),
+                          "anchor": list(self.lr_anchor) if self.lr_anchor else None,
                           "budget_seconds_used": float(self.budget_seconds_used + self.elapsed())},
             "scaler": scaler.state_dict() if scaler is not None else {},
             "step": int(self.step),
@@ -529,6 +531,8 @@ class _Run:
                 scaler.load_state_dict(resume_state["scaler"])
             self.step = int(resume_state["step"])
             self.total_steps = int(resume_state["scheduler"]["total_steps"])
+            anchor = resume_state["scheduler"].get("anchor")
+            self.lr_anchor = (int(anchor[0]), float(anchor[1])) if anchor else None
             self.budget_seconds_used = float(resume_state["scheduler"].get("budget_seconds_used", 0))
 
         if self.dist.is_main:
@@ -677,7 +681,8 @@ class _Run:
         # may be 0-dim tensors summed on the device, so no step waits for the GPU.
         if not self.cuda and not self.dist.enabled and not math.isfinite(loss.item()):
             raise PretrainError(self.nan_message(self.step + 1))
-        set_lr(optimizer, lr_at(self.step, self.total_steps, config.lr, config.warmup))
+        set_lr(optimizer, lr_at(self.step, self.total_steps, config.lr, config.warmup,
+                                anchor=self.lr_anchor))
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -721,7 +726,8 @@ class _Run:
             "loss": float(stats[0]) / max(1.0, float(stats[1])),
             "metrics": {name: float(stats[5 + i]) / shares
                         for i, name in enumerate(window.metric_sums)},
-            "lr": lr_at(self.step - 1, self.total_steps, config.lr, config.warmup),
+            "lr": lr_at(self.step - 1, self.total_steps, config.lr, config.warmup,
+                        anchor=self.lr_anchor),
             "images_per_s": self.plan.global_batch * steps / seconds,
             "eta_s": eta, "epoch": self.plan.epoch_of(self.step - 1) + 1,
             "memory_mb": memory_mb(self.device),
@@ -736,13 +742,19 @@ class _Run:
         self.emit("quality", **report)
 
     def plan_minutes(self, per_step: float, deadline: float) -> tuple[int, int | None]:
-        """Planned total steps for the time left (same on every rank: rank 0's figure wins)."""
+        """Planned total steps for the time left (same on every rank: rank 0's figure wins).
+
+        A re-plan (not the first plan) also anchors the schedule here, so the learning
+        rate carries on from where it is instead of jumping to the new plan's curve."""
         remaining = max(0.0, deadline - self.elapsed())
         total = self.step + max(1, int(remaining / max(per_step, 1e-6)))
         if self.max_total_steps:  # the default budget: the epochs, unless time runs out first
             total = max(self.step + 1, min(total, self.max_total_steps))
         recal = self.step + max(1, (total - self.step) // 4)
         total, recal = distributed.broadcast_object((total, recal))
+        if self.total_steps != PROVISIONAL_TOTAL and total != self.total_steps:
+            self.lr_anchor = schedule_anchor(self.step, self.total_steps, self.config.warmup,
+                                             self.lr_anchor)
         return int(total), int(recal)
 
     def nan_message(self, step: int) -> str:

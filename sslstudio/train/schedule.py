@@ -8,20 +8,42 @@ import torch
 
 
 def lr_at(step: int, total_steps: int, base_lr: float, warmup_fraction: float,
-          final_fraction: float = 0.0) -> float:
+          final_fraction: float = 0.0, anchor: tuple[int, float] | None = None) -> float:
     """The learning rate for optimizer step ``step`` (0-based) of ``total_steps``.
 
-    A pure function of the step, so a resumed run needs nothing but the step and
-    the planned total to continue exactly.
+    A pure function of the step, so a resumed run needs nothing but the step, the
+    planned total and the anchor to continue exactly. ``anchor`` = (step, progress)
+    is where a re-planned total took over (see ``schedule_anchor``): from there the
+    cosine carries on from that progress to the new end, without a jump.
     """
+    floor = base_lr * final_fraction
+    progress = schedule_progress(step, total_steps, warmup_fraction, anchor)
+    if progress is None:  # warming up
+        warmup = int(round(warmup_fraction * max(1, int(total_steps))))
+        return base_lr * (step + 1) / warmup
+    return floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def schedule_progress(step: int, total_steps: int, warmup_fraction: float,
+                      anchor: tuple[int, float] | None = None) -> float | None:
+    """How far along the cosine ``step`` is (0 to 1), or None while warming up."""
     total_steps = max(1, int(total_steps))
+    if anchor is not None and step >= anchor[0]:
+        start, start_progress = int(anchor[0]), float(anchor[1])
+        return min(1.0, start_progress + (1.0 - start_progress) * (step - start)
+                   / max(1, total_steps - start))
     warmup = int(round(warmup_fraction * total_steps))
     if warmup > 0 and step < warmup:
-        return base_lr * (step + 1) / warmup
-    span = max(1, total_steps - warmup)
-    progress = min(1.0, (step - warmup) / span)
-    floor = base_lr * final_fraction
-    return floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return None
+    return min(1.0, (step - warmup) / max(1, total_steps - warmup))
+
+
+def schedule_anchor(step: int, old_total: int, warmup_fraction: float,
+                    anchor: tuple[int, float] | None = None) -> tuple[int, float] | None:
+    """The anchor for re-planning the total at ``step``: the progress reached so far under
+    the old plan (None while warming up: the warmup simply follows the new total)."""
+    progress = schedule_progress(step, old_total, warmup_fraction, anchor)
+    return None if progress is None else (int(step), float(progress))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
