@@ -14,8 +14,9 @@ run computes the same steps an uninterrupted one would.
 
 Budget by minutes: the first few steps run with an effectively zero learning
 rate (a long provisional schedule in warmup) while their speed is measured;
-the planned total is then set from that speed, re-estimated once at a quarter
-of the budget, and the wall-clock deadline ends the run in any case.
+the planned total is then set from that speed and re-estimated three times from
+the latest steps (the cosine carries on from where it is at each re-plan), and
+the wall-clock deadline ends the run in any case.
 """
 
 from __future__ import annotations
