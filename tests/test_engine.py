@@ -260,6 +260,10 @@ def test_minutes_budget_plans_steps_from_measured_speed(tmp_path, toy_folder):
     assert saved["scheduler"]["total_steps"] == summary["total_steps"]
     anchor = saved["scheduler"]["anchor"]        # set where a re-plan took over, if one did
     assert anchor is None or (0 < anchor[0] <= summary["steps"] and 0 <= anchor[1] < 1)
+    # the logged rate rises through warmup, then only decays, re-plans or not
+    rates = [e["lr"] for e in read_events(summary["run_dir"]) if e["kind"] == "step"]
+    peak = rates.index(max(rates))
+    assert all(b <= a + 1e-12 for a, b in zip(rates[peak:], rates[peak + 1:])), rates
 
 
 @needs_layers

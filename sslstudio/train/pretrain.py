@@ -265,6 +265,7 @@ class _Run:
         self.step = 0
         self.total_steps = 1
         self.lr_anchor: tuple[int, float] | None = None   # where a re-plan took over
+        self.last_lr = 0.0
         self.cuda = device.type == "cuda"
         self.started = time.monotonic()
         self.budget_seconds_used = 0.0   # from earlier sessions of a resumed run
@@ -682,8 +683,9 @@ class _Run:
         # may be 0-dim tensors summed on the device, so no step waits for the GPU.
         if not self.cuda and not self.dist.enabled and not math.isfinite(loss.item()):
             raise PretrainError(self.nan_message(self.step + 1))
-        set_lr(optimizer, lr_at(self.step, self.total_steps, config.lr, config.warmup,
-                                anchor=self.lr_anchor))
+        self.last_lr = lr_at(self.step, self.total_steps, config.lr, config.warmup,
+                             anchor=self.lr_anchor)
+        set_lr(optimizer, self.last_lr)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -727,8 +729,7 @@ class _Run:
             "loss": float(stats[0]) / max(1.0, float(stats[1])),
             "metrics": {name: float(stats[5 + i]) / shares
                         for i, name in enumerate(window.metric_sums)},
-            "lr": lr_at(self.step - 1, self.total_steps, config.lr, config.warmup,
-                        anchor=self.lr_anchor),
+            "lr": self.last_lr,   # the rate the last step used (a re-plan since changes none)
             "images_per_s": self.plan.global_batch * steps / seconds,
             "eta_s": eta, "epoch": self.plan.epoch_of(self.step - 1) + 1,
             "memory_mb": memory_mb(self.device),
