@@ -314,7 +314,6 @@ def test_minutes_planner_plans_early_when_steps_are_slow(monkeypatch):
     assert planned_at(5.0) == (2, 12)
 
 
-
 def test_minutes_planner_replans_from_the_settled_speed(monkeypatch):
     """Slow first steps (warm-up) must not shorten the plan: the recheck uses later steps."""
     from types import SimpleNamespace
@@ -362,6 +361,7 @@ def test_a_replanned_schedule_carries_on_without_a_jump():
     second = schedule_anchor(800, 1400, warmup, anchor)
     assert lr_at(800, 1100, base, warmup, anchor=second) == pytest.approx(rates[500])
     assert schedule_anchor(20, 1000, warmup) is None                     # warmup follows the plan
+
 
 @needs_layers
 def test_input_errors_are_readable(tmp_path, toy_folder):

@@ -19,8 +19,7 @@ def lr_at(step: int, total_steps: int, base_lr: float, warmup_fraction: float,
     floor = base_lr * final_fraction
     progress = schedule_progress(step, total_steps, warmup_fraction, anchor)
     if progress is None:  # warming up
-        warmup = int(round(warmup_fraction * max(1, int(total_steps))))
-        return base_lr * (step + 1) / warmup
+        return base_lr * (step + 1) / _warmup_steps(total_steps, warmup_fraction)
     return floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -32,10 +31,14 @@ def schedule_progress(step: int, total_steps: int, warmup_fraction: float,
         start, start_progress = int(anchor[0]), float(anchor[1])
         return min(1.0, start_progress + (1.0 - start_progress) * (step - start)
                    / max(1, total_steps - start))
-    warmup = int(round(warmup_fraction * total_steps))
+    warmup = _warmup_steps(total_steps, warmup_fraction)
     if warmup > 0 and step < warmup:
         return None
     return min(1.0, (step - warmup) / max(1, total_steps - warmup))
+
+
+def _warmup_steps(total_steps: int, warmup_fraction: float) -> int:
+    return int(round(warmup_fraction * max(1, int(total_steps))))
 
 
 def schedule_anchor(step: int, old_total: int, warmup_fraction: float,
