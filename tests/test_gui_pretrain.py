@@ -91,6 +91,21 @@ def test_plots_record_every_event_but_redraw_at_a_bounded_rate(qtbot):
     assert abs(s[-1] - 1.0) < 1e-9  # bias-corrected: a constant stays constant
 
 
+def test_an_ended_run_shows_its_status_not_a_stale_eta(qtbot):
+    from sslstudio.gui.widgets.plots import TrainingPlots
+
+    plots = TrainingPlots(max_fps=50)
+    qtbot.addWidget(plots)
+    events = [step_event(step, 1.0 / (1 + step)) for step in range(50)]
+    plots.set_events(events + [{"kind": "end", "status": "stopped", "message": "by you"}])
+    qtbot.wait(200)   # the side plots catch up over later ticks, which rewrite the labels
+    assert "step 49" in plots.summary.text()
+    assert plots.eta.text() == "stopped: by you"
+    plots.set_events(events)   # still running: the estimate again
+    qtbot.wait(100)
+    assert plots.eta.text().startswith("ETA")
+
+
 def test_run_follower_tails_a_growing_metrics_file(qtbot, tmp_path):
     from sslstudio.gui.run_bridge import RunFollower
 

@@ -956,8 +956,7 @@ class PretrainPage(QWidget):
         self._events = []
         self.follower = RunFollower(folder, parent=self)
         self.follower.event.connect(self._on_followed_event)
-        self.follower.finished.connect(lambda status: self.state_label.setText(
-            f"Followed run {folder.name} ended: {status}."))
+        self.follower.finished.connect(lambda status: self._followed_run_ended(folder, status))
         config = {}
         try:
             config = json.loads((folder / "config.json").read_text())
@@ -967,6 +966,10 @@ class PretrainPage(QWidget):
         self.state_label.setText(f"Following {folder} …")
         self.follower.start()
         return True
+
+    def _followed_run_ended(self, folder: Path, status: str) -> None:
+        self.state_label.setText(f"Followed run {folder.name} ended: {status}.")
+        self.plots.mark_finished(status)
 
     def _on_followed_event(self, event: dict) -> None:
         self._events.append(event)

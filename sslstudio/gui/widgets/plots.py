@@ -141,6 +141,7 @@ class TrainingPlots(QWidget):
     def __init__(self, parent: QWidget | None = None, max_fps: float = 10.0) -> None:
         super().__init__(parent)
         self.curves = RunCurves()
+        self._finished = False   # set when the run ends; the ETA label then keeps its status
         self._compare: dict[str, RunCurves] = {}
         self.redraws = 0
         self._side_turn = 0
@@ -168,7 +169,11 @@ class TrainingPlots(QWidget):
         # feature width) gets its own plot so neither squashes the other.
         # (a short title: the legend names the curves, and a long one was cut off at 1280 px)
         self.metric_plot = self._plot("Metrics (0–1)", row=0, col=1)
-        self.rank_plot = self._plot("Effective rank (no labels)", row=0, col=2)
+        # the title stays short enough for 1280 px; the tooltip says what the rank means
+        self.rank_plot = self._plot("Effective rank", row=0, col=2)
+        self._grid.itemAtPosition(0, 2).widget().setToolTip(
+            "How many feature directions the backbone really uses, measured on unlabelled "
+            "images: a rank that collapses towards 1 means the features carry little.")
         self.lr_plot = self._plot("Learning rate", row=1, col=0)
         self.speed_plot = self._plot("Images / s", row=1, col=1)
         self.memory_plot = self._plot("Memory (MB)", row=1, col=2)
@@ -222,6 +227,7 @@ class TrainingPlots(QWidget):
         self._metric_items.clear()
         self.summary.setText("Waiting for the first step…")
         self.eta.setText("")
+        self._finished = False
         self._mark_all_stale()
         self._redraw(full=False)
 
@@ -243,6 +249,10 @@ class TrainingPlots(QWidget):
         self.clear()
         for event in events:
             self.curves.add(event)
+        ended = [e for e in events if e.get("kind") == "end"]
+        if ended:   # a finished run shows how it ended where a live one shows its ETA
+            self.mark_finished(str(ended[-1].get("status", "completed")),
+                               str(ended[-1].get("message") or ""))
         self._redraw()
 
     def set_comparison(self, runs: dict[str, list[dict]]) -> None:
@@ -358,8 +368,10 @@ class TrainingPlots(QWidget):
             dim = quality.get("feature_dim")
             parts.append(f"rank {quality['effective_rank']:.0f}" + (f"/{dim}" if dim else ""))
         self.summary.setText("   ·   ".join(parts))
-        self.eta.setText(f"ETA {format_eta(last.get('eta_s'))}")
+        if not self._finished:    # an ended run keeps its status, not a stale "ETA 0 s"
+            self.eta.setText(f"ETA {format_eta(last.get('eta_s'))}")
 
     def mark_finished(self, status: str, message: str = "") -> None:
+        self._finished = True
         self._redraw(full=False)  # the loss now, the side plots over the next ticks
         self.eta.setText(status + (f": {message}" if message and status != "completed" else ""))
