@@ -138,7 +138,9 @@ class EmbeddingMap(QWidget):
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
-        self.legend = self.plot.addLegend(offset=(5, 5))
+        # an opaque-ish box with dark text: the names stay readable over the grey points
+        self.legend = self.plot.addLegend(offset=(5, 5), brush=pg.mkBrush(255, 255, 255, 225),
+                                          pen=pg.mkPen(200, 200, 200), labelTextColor="#202020")
         self.scatter = pg.ScatterPlotItem(size=7, pen=pg.mkPen(None))
         self.plot.addItem(self.scatter)
         self.marks = pg.ScatterPlotItem(size=13, brush=pg.mkBrush(None),
