@@ -11,6 +11,8 @@
   python benchmarks/label_efficiency.py --sample --pretrain-minutes 3 --json sample.json
   # 5,000 real MNIST digits from the sheet in OpenCV's samples (apt-get install opencv-doc)
   python benchmarks/label_efficiency.py --mnist --pretrain-minutes 10 --task contrastive
+  # letters A-J from every installed font, test fonts never seen (benchmarks/font_letters.py)
+  python benchmarks/label_efficiency.py --fonts --pretrain-minutes 10 --task contrastive
 
   # label choice: random draws vs suggestions (k-centre / k-means picks at once, or "app":
   # the Label page's "What to label next?" rounds, exactly as a user gets them)
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # font_letters beside this file
 
 from sslstudio.train.downstream import ClassifierOptions, fit_classifier  # noqa: E402
 from sslstudio.train.downstream.label_efficiency import (format_markdown, format_table,  # noqa: E402
@@ -213,6 +216,19 @@ def mnist_data(args, work: Path) -> tuple:
     return _split_data(args, work, images, names, train, test, "mnist")
 
 
+def fonts_data(args, work: Path) -> tuple:
+    """Letters A-J from every usable installed font (benchmarks/font_letters.py); 60 % of the
+    fonts are the test set, so test letters come from typefaces never pretrained on or
+    labelled."""
+    from font_letters import font_letters, split_by_font
+
+    images, names, fonts = font_letters(size=args.size or 32)
+    train, test = split_by_font(fonts, test_share=0.6)
+    print(f"font letters: {len(set(fonts))} fonts, {len(train)} training and {len(test)} "
+          "test images", file=sys.stderr)
+    return _split_data(args, work, images, names, train, test, "fonts")
+
+
 def sample_data(args, work: Path) -> tuple:
     """The app's sample dataset (`sslstudio sample`), decoded at --size; a stratified 40 % is
     the test set."""
@@ -295,6 +311,8 @@ def main(argv=None) -> int:
     parser.add_argument("--mnist", action="store_true",
                         help="5,000 MNIST digits from OpenCV's samples sheet, pretrained here")
     parser.add_argument("--mnist-sheet", default=OPENCV_DIGITS)
+    parser.add_argument("--fonts", action="store_true",
+                        help="letters A-J rendered from the installed fonts, split by font")
     parser.add_argument("--sample-per-class", type=int, default=300)
     parser.add_argument("--pretrain-minutes", type=float, default=3.0,
                         help="pretraining budget when no --run is given")
@@ -342,12 +360,14 @@ def main(argv=None) -> int:
         backbone, images, ids, labels, test_labels = sample_data(args, work)
     elif args.mnist:
         backbone, images, ids, labels, test_labels = mnist_data(args, work)
+    elif args.fonts:
+        backbone, images, ids, labels, test_labels = fonts_data(args, work)
     elif all((args.folder, args.labels, args.test)) and (args.run or args.pretrain_minutes):
         if not args.run:
             args.run = str(pretrain_here(Path(args.folder), work / "run", args))
         backbone, images, ids, labels, test_labels = user_data(args)
     else:
-        parser.error("give --quick, --digits, --sample, --mnist, --linear-timing N, or --folder --labels "
+        parser.error("give --quick, --digits, --sample, --mnist, --fonts, --linear-timing N, or --folder --labels "
                      "--test with --run or --pretrain-minutes")
     levels = tuple(int(v) for v in args.levels.split(","))
     methods = tuple(args.methods.split(","))
