@@ -287,3 +287,21 @@ def test_first_suggestions_are_typical_images_of_each_group():
     # more picks than free groups: the rest never repeats a label or a pick
     rows = representative_sample(points, 10, seed=1, covered=[0, 30, 60, 90])
     assert len(set(rows)) == 10 and not set(rows) & {0, 30, 60, 90}
+
+
+def test_a_suggestion_comes_from_the_dense_part_of_its_cluster_not_its_centroid():
+    from sslstudio.project.suggest import representative_sample
+
+    # with one pick there are two k-means clusters: the far group, and the two near groups
+    # together with one stray image exactly between them. The stray is nearest that
+    # cluster's centroid but typical of nothing.
+    rng = np.random.default_rng(0)
+
+    def group(centre, n):
+        return np.array(centre + [0.0] * 5) + rng.normal(0, 0.01, size=(n, 8))
+
+    points = np.concatenate([group([1.0, 0.2, 0.0], 60), group([1.0, -0.2, 0.0], 60),
+                             group([0.0, 0.0, 1.0], 100), [[1.0, 0.0] + [0.0] * 6]])
+    for seed in range(5):
+        (picked,) = representative_sample(points, 1, seed=seed)
+        assert picked < 120                       # one of the two near groups, not the stray

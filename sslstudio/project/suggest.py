@@ -81,8 +81,9 @@ def k_center_greedy(features: np.ndarray, k: int, centers: Sequence[int] = (),
 
 def representative_sample(features: np.ndarray, k: int, seed: int = 0,
                           iterations: int = 20, covered: Sequence[int] = ()) -> list[int]:
-    """k rows: the most typical image (nearest the centre) of each of the k largest clusters of
-    a k-means on the L2-normalised features that hold no `covered` row (the labelled images).
+    """k rows: the most typical image (`_most_typical`: in the densest part) of each of the k
+    largest clusters of a k-means on the L2-normalised features that hold no `covered` row
+    (the labelled images).
 
     A few labels on typical images of the data's main groups teach more than
     k-centre's picks, which favour outliers (measured in docs/benchmarks-classifier.md).
@@ -130,12 +131,31 @@ def representative_sample(features: np.ndarray, k: int, seed: int = 0,
         if len(chosen) == k or sizes[j] <= 0:
             break
         members = np.flatnonzero(assign == j)
-        chosen.append(int(members[np.argmin(dist[members, j])]))
+        chosen.append(_most_typical(x, members, dist[members, j]))
     if len(chosen) < k:   # fewer free clusters than k: fill with k-centre picks
         taken = set(chosen) | set(covered)
         picks = k_center_greedy(x, k - len(chosen), sorted(taken), seed)
         chosen += [i for i in picks if i not in taken]
     return chosen[:k]
+
+
+def _most_typical(x: np.ndarray, members: np.ndarray, to_centre: np.ndarray,
+                  neighbours: int = 20, at_most: int = 1000) -> int:
+    """The member in the densest part of its cluster: the smallest mean distance to its
+    nearest fellow members (TypiClust's typicality). The image nearest the centroid can
+    sit between two groups of a cluster: picking it instead, selftrain on 100 suggested
+    labels measured 1.6 points lower on letters from many typefaces and 0.7 on MNIST
+    (docs/benchmarks-classifier.md). Large clusters are judged on their `at_most` members
+    nearest the centre, which bounds the cost."""
+    if len(members) <= 2:
+        return int(members[np.argmin(to_centre)])
+    near = members[np.argsort(to_centre, kind="stable")[:at_most]]
+    p = x[near]
+    d2 = np.maximum((p * p).sum(1)[:, None] - 2 * p @ p.T + (p * p).sum(1)[None], 0.0)
+    np.fill_diagonal(d2, np.inf)                          # not its own neighbour
+    k = min(neighbours, len(near) - 1)
+    nearest = np.partition(d2, k - 1, axis=1)[:, :k]
+    return int(near[np.argmin(np.sqrt(nearest).mean(1))])
 
 
 def least_confident(predictions: Mapping[str, tuple[str, float]], k: int,
