@@ -45,6 +45,18 @@ def test_loader_decodes_caches_on_disk_and_reports_broken_files(qtbot, tmp_path)
     again.shutdown()
 
 
+def test_a_shut_down_loader_ignores_later_requests(qtbot, tmp_path):
+    # a gallery can still repaint (and ask for thumbnails) after its project closed
+    root = tmp_path / "images"
+    root.mkdir()
+    Image.new("RGB", (64, 64), (30, 200, 30)).save(root / "a.png")
+    loader = ThumbnailLoader(root, tmp_path / "thumbs")
+    loader.shutdown()
+    loader.want(["a.png"])
+    qtbot.wait(100)              # pytest-qt fails the test on an exception in the event loop
+    assert loader.loaded == 0 and loader.pixmap("a.png") is None
+
+
 def test_gallery_requests_only_visible_thumbnails_of_100k(qtbot, tmp_path):
     loader = ThumbnailLoader(tmp_path, tmp_path / "thumbs", threads=1)
     model = GalleryModel()

@@ -116,6 +116,7 @@ class ThumbnailLoader(QObject):
         self._keys: dict[str, tuple[int, int]] = {}
         self._wanted: list[str] = []
         self._in_flight: set[str] = set()
+        self._closed = False     # after shutdown the pool takes no work; views may still ask
         self.threads = threads or max(1, min(4, (os.cpu_count() or 2)))
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="thumbnails")
         self._results: queue.SimpleQueue = queue.SimpleQueue()
@@ -152,6 +153,8 @@ class ThumbnailLoader(QObject):
 
     def want(self, relpaths) -> None:
         """The thumbnails the view needs now, most urgent first; replaces the previous wish list."""
+        if self._closed:
+            return
         self._wanted = [r for r in relpaths
                         if r not in self._pixmaps and r not in self.broken
                         and r not in self._in_flight]
@@ -163,6 +166,7 @@ class ThumbnailLoader(QObject):
         self._pixmaps.clear()
 
     def shutdown(self) -> None:
+        self._closed = True
         self._timer.stop()
         self._wanted = []
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -173,6 +177,9 @@ class ThumbnailLoader(QObject):
 
     def _dispatch(self) -> None:
         """UI thread, every few ms while there is work: collect results, start new tasks."""
+        if self._closed:            # a tick already queued when shutdown ran
+            self._timer.stop()
+            return
         self._collect()
         capacity = self.threads * 2 - len(self._in_flight)
         while capacity > 0 and self._wanted:
