@@ -224,6 +224,41 @@ def test_suggestions_use_the_newest_backbone_without_a_map(qtbot, tmp_path, toy_
     store.close()
 
 
+def test_suggestions_for_a_big_project_are_chosen_in_the_background(qtbot, tmp_path, toy_folder,
+                                                                      monkeypatch):
+    """Above SUGGEST_IN_BACKGROUND_ABOVE images the k-means runs in a worker (seconds on
+    100,000 images), the button waits for it, and a label given meanwhile is not suggested."""
+    from test_gui_classifier import pretrained_run
+    from test_gui_pretrain import make_context, make_project
+
+    import sslstudio.gui.pages.label_page as label_page
+
+    monkeypatch.setattr(label_page, "SUGGEST_COUNT", 5)
+    monkeypatch.setattr(label_page, "SUGGEST_IN_BACKGROUND_ABOVE", 0)   # the toy set counts as big
+    store, truth = make_project(tmp_path, toy_folder)
+    store.add_class("red")
+    run = pretrained_run(store)
+    ctx = make_context(store)
+    rng = np.random.default_rng(0)
+    ctx.set_embeddings({r: rng.normal(size=8) for r in truth}, run)     # an up-to-date map
+    widget = LabelPage(ctx)
+    qtbot.addWidget(widget)
+    widget.show()
+    assert widget.suggest_next() == []                   # chosen in a worker
+    assert not widget.suggest_button.isEnabled() and widget.suggest_worker is not None
+    qtbot.waitUntil(lambda: bool(widget.suggestions), timeout=60_000)
+    assert widget.suggest_button.isEnabled() and widget.suggest_worker is None
+    first = list(widget.suggestions)
+    assert len(set(first)) == 5 and set(first) <= set(truth)
+    select_rows(widget, list(range(5)))
+    widget.assign_class("red")
+    assert widget.suggest_next() == []
+    qtbot.waitUntil(lambda: widget.suggest_worker is None, timeout=60_000)
+    assert len(widget.suggestions) == 5 and not set(widget.suggestions) & set(first)
+    ctx.shutdown()
+    store.close()
+
+
 def test_suggestions_move_to_a_newer_backbone_than_the_map(qtbot, tmp_path, toy_folder):
     """A map drawn with an older backbone is not used once a newer one is trained: the next
     press computes the newer backbone's features, and the press after that reuses them."""

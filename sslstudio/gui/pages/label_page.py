@@ -33,6 +33,10 @@ from PySide6.QtWidgets import (
 from sslstudio.gui.widgets.gallery import GalleryModel, GalleryView, loader_for
 from sslstudio.project.suggest import SUGGEST_COUNT
 
+# above this many images the suggestions' k-means runs in a worker: on 100,000 images it
+# takes 6-14 s on 2 cores, 0.2 s on 2,400 (docs/benchmarks-classifier.md)
+SUGGEST_IN_BACKGROUND_ABOVE = 5000
+
 PREVIEW_SIZE = 360
 CLEAR_KEYS = {Qt.Key.Key_0, Qt.Key.Key_Backspace, Qt.Key.Key_Delete}
 STRATEGY_TEXT = {
@@ -201,6 +205,7 @@ class LabelPage(QWidget):
         self.class_infos = []
         self.suggestions: list[str] = []
         self.embed_worker = None
+        self.suggest_worker = None
         self.preview_worker = None
         self._preview_for: str | None = None
         self._build()
@@ -710,9 +715,26 @@ class LabelPage(QWidget):
         text that names the strategy."""
         from sslstudio.project.suggest import suggest_next
 
-        picked, strategy = suggest_next(self.all_relpaths, self.labels, SUGGEST_COUNT,
-                                        embeddings=embeddings, predictions=predictions,
-                                        seed=len(self.labels))
+        args = (list(self.all_relpaths), dict(self.labels), SUGGEST_COUNT)
+        kwargs = dict(embeddings=embeddings, predictions=predictions, seed=len(self.labels))
+        if embeddings and not predictions and len(args[0]) > SUGGEST_IN_BACKGROUND_ABOVE:
+            if self.suggest_worker is None:
+                self.suggest_button.setEnabled(False)
+                self.ctx.status(f"Choosing the images to label next among {len(args[0]):,}…")
+                self.suggest_worker = self.ctx.run_in_background(
+                    suggest_next, *args, **kwargs,
+                    on_result=lambda result: self._suggestions_ready(result, why),
+                    on_error=self._suggesting_failed, on_cancelled=self._suggesting_failed)
+            return []
+        return self._suggestions_ready(suggest_next(*args, **kwargs), why)
+
+    def _suggestions_ready(self, result, why: str | None = None) -> list[str]:
+        if self.suggest_worker is not None:
+            self.suggest_worker = None
+            self.suggest_button.setEnabled(self.store is not None)
+        picked, strategy = result
+        present = set(self.all_relpaths)       # the user may have labelled (or reopened) meanwhile
+        picked = [r for r in picked if r in present and r not in self.labels]
         self.suggestions = picked
         self._refresh_filters()
         if not picked:
@@ -723,6 +745,16 @@ class LabelPage(QWidget):
         self.ctx.status(why or f"{len(picked)} images to label next: "
                                f"{STRATEGY_TEXT.get(strategy, strategy)}")
         return picked
+
+    def _suggesting_failed(self, *error) -> None:
+        from sslstudio.gui.workers import error_text
+
+        self.suggest_worker = None
+        self.suggest_button.setEnabled(self.store is not None)
+        reason = error_text(error) if error else "cancelled"
+        self._show_suggestions(None, None,
+                               why=f"Could not choose from the features ({reason}); "
+                                   f"showing a spread-out sample instead")
 
     def _embed_for_suggestions(self, run_dir: str) -> bool:
         """Start computing the features of the backbone in `run_dir` for the suggestions."""
