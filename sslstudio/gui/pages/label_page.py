@@ -738,7 +738,9 @@ class LabelPage(QWidget):
         self.suggestions = picked
         self._refresh_filters()
         if not picked:
-            self.ctx.status("Every image is labelled")
+            done = all(r in self.labels for r in self.all_relpaths)
+            self.ctx.status("Every image is labelled" if done else
+                            "The suggested images were labelled meanwhile: ask again")
             return []
         self.set_filter("suggested")
         self.gallery.setFocus()
