@@ -113,16 +113,13 @@ def representative_sample(features: np.ndarray, k: int, seed: int = 0,
         d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(1))
     c = np.stack(c)
 
-    def distances(centres):
-        return (x * x).sum(1)[:, None] - 2 * x @ centres.T + (centres * centres).sum(1)[None]
-
     for _ in range(iterations):
-        assign = np.argmin(distances(c), axis=1)
+        assign = np.argmin(_squared_distances(x, c), axis=1)
         for j in range(m):
             members = assign == j
             if members.any():
                 c[j] = x[members].mean(0)
-    dist = distances(c)
+    dist = _squared_distances(x, c)
     assign = np.argmin(dist, axis=1)
     sizes = np.bincount(assign, minlength=m)
     sizes[assign[covered]] = -1                    # groups a label already reaches come last
@@ -139,6 +136,11 @@ def representative_sample(features: np.ndarray, k: int, seed: int = 0,
     return chosen[:k]
 
 
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """len(a) × len(b) squared Euclidean distances, by the dot-product expansion."""
+    return (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None]
+
+
 def _most_typical(x: np.ndarray, members: np.ndarray, to_centre: np.ndarray,
                   neighbours: int = 20, at_most: int = 1000) -> int:
     """The member in the densest part of its cluster: the smallest mean distance to its
@@ -151,7 +153,7 @@ def _most_typical(x: np.ndarray, members: np.ndarray, to_centre: np.ndarray,
         return int(members[np.argmin(to_centre)])
     near = members[np.argsort(to_centre, kind="stable")[:at_most]]
     p = x[near]
-    d2 = np.maximum((p * p).sum(1)[:, None] - 2 * p @ p.T + (p * p).sum(1)[None], 0.0)
+    d2 = np.maximum(_squared_distances(p, p), 0.0)        # rounding can dip below 0
     np.fill_diagonal(d2, np.inf)                          # not its own neighbour
     k = min(neighbours, len(near) - 1)
     nearest = np.partition(d2, k - 1, axis=1)[:, :k]
