@@ -259,6 +259,41 @@ def test_suggestions_for_a_big_project_are_chosen_in_the_background(qtbot, tmp_p
     store.close()
 
 
+def test_a_failed_background_choice_falls_back_to_a_spread_sample_with_the_reason(
+        qtbot, tmp_path, toy_folder, monkeypatch):
+    from test_gui_classifier import pretrained_run
+    from test_gui_pretrain import make_context, make_project
+
+    import sslstudio.gui.pages.label_page as label_page
+    import sslstudio.project.suggest as suggest
+
+    original = suggest.suggest_next
+
+    def k_means_breaks(relpaths, labels, k=24, *, embeddings=None, **kwargs):
+        if embeddings:
+            raise MemoryError("out of memory in k-means")
+        return original(relpaths, labels, k, embeddings=embeddings, **kwargs)
+
+    monkeypatch.setattr(suggest, "suggest_next", k_means_breaks)
+    monkeypatch.setattr(label_page, "SUGGEST_COUNT", 5)
+    monkeypatch.setattr(label_page, "SUGGEST_IN_BACKGROUND_ABOVE", 0)
+    store, truth = make_project(tmp_path, toy_folder)
+    run = pretrained_run(store)
+    ctx = make_context(store)
+    ctx.set_embeddings({r: np.full(8, float(i)) for i, r in enumerate(truth)}, run)
+    messages = []
+    ctx.status_message.connect(messages.append)
+    widget = LabelPage(ctx)
+    qtbot.addWidget(widget)
+    assert widget.suggest_next() == []
+    qtbot.waitUntil(lambda: widget.suggest_worker is None, timeout=60_000)
+    assert widget.suggest_button.isEnabled()
+    assert len(widget.suggestions) == 5 and set(widget.suggestions) <= set(truth)
+    assert "out of memory in k-means" in messages[-1] and "spread-out sample" in messages[-1]
+    ctx.shutdown()
+    store.close()
+
+
 def test_suggestions_move_to_a_newer_backbone_than_the_map(qtbot, tmp_path, toy_folder):
     """A map drawn with an older backbone is not used once a newer one is trained: the next
     press computes the newer backbone's features, and the press after that reuses them."""

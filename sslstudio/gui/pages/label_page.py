@@ -749,14 +749,17 @@ class LabelPage(QWidget):
         return picked
 
     def _suggesting_failed(self, *error) -> None:
+        self.suggest_worker = None
+        self._suggest_spread_instead("choose from the features", error)
+
+    def _suggest_spread_instead(self, failed: str, error: tuple) -> None:
+        """A worker for the suggestions failed or was cancelled: a spread-out sample instead."""
         from sslstudio.gui.workers import error_text
 
-        self.suggest_worker = None
         self.suggest_button.setEnabled(self.store is not None)
         reason = error_text(error) if error else "cancelled"
-        self._show_suggestions(None, None,
-                               why=f"Could not choose from the features ({reason}); "
-                                   f"showing a spread-out sample instead")
+        self._show_suggestions(None, None, why=f"Could not {failed} ({reason}); "
+                                               f"showing a spread-out sample instead")
 
     def _embed_for_suggestions(self, run_dir: str) -> bool:
         """Start computing the features of the backbone in `run_dir` for the suggestions."""
@@ -779,14 +782,8 @@ class LabelPage(QWidget):
         self.suggest_next()
 
     def _embedding_failed(self, *error) -> None:
-        from sslstudio.gui.workers import error_text
-
         self.embed_worker = None
-        self.suggest_button.setEnabled(True)
-        reason = error_text(error) if error else "cancelled"
-        self._show_suggestions(None, None,
-                               why=f"Could not compute features for the suggestions ({reason}); "
-                                   f"showing a spread-out sample instead")
+        self._suggest_spread_instead("compute features for the suggestions", error)
 
     # ------------------------------------------------------------------ preview
     def _show_preview(self, relpath: str | None) -> None:
