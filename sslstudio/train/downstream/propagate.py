@@ -118,13 +118,13 @@ def certainty(probs: np.ndarray) -> np.ndarray:
 
 def fit_head(feats: np.ndarray, labelled: np.ndarray, y_idx: np.ndarray, n_classes: int,
              settings: PropagationSettings | None = None, cancel: CancelFn | None = None,
-             z: np.ndarray | None = None):
+             z: np.ndarray | None = None, graph=None):
     """(LinearProbe fitted on all images with their propagated labels, propagated scores)."""
     from sslstudio.train.downstream.linear_probe import LinearProbe
 
     s = settings or PropagationSettings()
     z = embed(feats) if z is None else z
-    scores = propagate(z, labelled, y_idx, n_classes, s, cancel)
+    scores = propagate(z, labelled, y_idx, n_classes, s, cancel, graph=graph)
     check_cancel(cancel)
     pseudo = scores.argmax(axis=1)
     weight = certainty(scores)
