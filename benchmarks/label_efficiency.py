@@ -320,7 +320,8 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
     parser.add_argument("--work", help="folder for generated images and runs (default: a temp dir)")
     parser.add_argument("--choices", default="random",
-                        help="label choice: random, kcenter, kmeans, app (comma separated)")
+                        help="label choice: random (level per class), uniform (level x classes at random), "
+                             "kcenter, kmeans, app (comma separated)")
     parser.add_argument("--choice-methods", default="linear,semi",
                         help="methods fitted on the suggested (non-random) label choices")
     parser.add_argument("--quick-per-class", type=int, default=60)

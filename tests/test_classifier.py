@@ -363,6 +363,17 @@ def test_app_label_choice_follows_the_label_page_rounds():
     assert _app_rounds(labels, features, budget=80, seed=0, round_size=3) is None  # all of them
 
 
+def test_a_uniform_draw_takes_the_classes_as_often_as_the_pool_holds_them():
+    from sslstudio.train.downstream.label_efficiency import _uniform
+
+    pool = {f"a{i}": "common" for i in range(900)} | {f"b{i}": "rare" for i in range(100)}
+    counts = [sum(c == "rare" for c in _uniform(pool, 100, seed).values()) for seed in range(20)]
+    assert all(len(_uniform(pool, 100, seed)) == 100 for seed in range(3))
+    assert 7 <= np.mean(counts) <= 13 and len(set(counts)) > 3    # about 10 in 100, and varying
+    assert _uniform(pool, 1000, 0) is None                          # that would be every image
+    assert _uniform({"x": "a", "y": "a", "z": "b"}, 1, 0) is None    # one class cannot be fitted
+
+
 def test_label_efficiency_scores_the_app_label_choice(glyphs_pretrained):
     images, classes, backbone = glyphs_pretrained
     labels = {str(i): c for i, c in enumerate(classes)}

@@ -12,7 +12,10 @@ it alone. Scoring:
   scored (for semi / propagate they took part as unlabelled images, which is
   how they are used in the app).
 
-Label choice: "random" draws `level` labels of every class; the suggestion
+Label choice: "random" draws `level` labels of every class, a balance no user gets
+without knowing the labels; "uniform" draws `level × classes` images at random from
+the pool, as a user who labels a random sample does (classes come as often as they
+are in the data, a rare one maybe not at all); the suggestion
 strategies ("kcenter", "kmeans", see project/suggest.py) pick `level × classes`
 images from the pretrained embedding without looking at the labels, so some
 classes may get more labels than others, or none. "app" is exactly what a user
@@ -39,7 +42,7 @@ from sslstudio.train.downstream.selection import balanced_accuracy
 
 DEFAULT_LEVELS = (1, 5, 10, 25)
 DEFAULT_METHODS = ("linear", "scratch")
-CHOICES = ("random", "kcenter", "kmeans", "app")
+CHOICES = ("random", "uniform", "kcenter", "kmeans", "app")
 
 
 def _draw(labels: dict[str, str], per_class: int, seed: int) -> dict[str, str] | None:
@@ -55,6 +58,17 @@ def _draw(labels: dict[str, str], per_class: int, seed: int) -> dict[str, str] |
         for i in rng.choice(len(ids), size=per_class, replace=False):
             chosen[ids[i]] = cls
     return chosen
+
+
+def _uniform(labels: dict[str, str], budget: int, seed: int) -> dict[str, str] | None:
+    """`budget` images drawn at random from the whole pool, with their labels, or None when
+    that is every image or the draw holds a single class."""
+    pool = sorted(labels)
+    if budget >= len(pool):
+        return None
+    rows = np.random.default_rng(seed).choice(len(pool), size=budget, replace=False)
+    chosen = {pool[r]: labels[pool[r]] for r in rows}
+    return chosen if len(set(chosen.values())) >= 2 else None
 
 
 def _suggested(labels: dict[str, str], embedding: dict[str, np.ndarray], budget: int,
@@ -174,6 +188,8 @@ def label_efficiency(backbone, images, labels, *, ids=None, levels=DEFAULT_LEVEL
     for level, seed, choice, ms in plan:
         if choice == "random":
             train = _draw(pool, level, seed)
+        elif choice == "uniform":
+            train = _uniform(pool, level * n_classes, seed)
         elif choice == "app":
             train = _app_rounds(pool, app_features, level * n_classes, seed, SUGGEST_COUNT)
         else:
@@ -208,6 +224,8 @@ def label_efficiency(backbone, images, labels, *, ids=None, levels=DEFAULT_LEVEL
                          "n_train": len(train), "train_classes": len(set(train.values())),
                          "n_test": int(len(true)),
                          "seconds": round(time.perf_counter() - started, 3)})
+            if "teacher_probe_share" in result.info:     # what selftrain's teacher blended
+                rows[-1]["teacher_probe_share"] = result.info["teacher_probe_share"]
             done += 1
             if progress is not None:
                 progress(done, total)
