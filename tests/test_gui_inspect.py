@@ -137,3 +137,37 @@ def test_previews_fit_the_panel_width_and_refit_on_resize(qtbot):
     grid.resize(900, 600)
     qtbot.waitUntil(lambda: grid._pixmaps and grid._pixmaps[0].width() > 500, timeout=2000)
     assert grid._pixmaps[0].width() <= grid._scroll.viewport().width()
+
+
+def test_map_features_average_each_image_with_its_mirror_and_old_caches_are_recomputed(
+        tmp_path, toy_folder):
+    from PIL import Image
+    from test_gui_classifier import pretrained_run
+    from test_gui_pretrain import make_project
+
+    from sslstudio.data.scan import scan_folder
+    from sslstudio.gui.pages.inspect_page import (EMBEDDING_CACHE, compute_embeddings,
+                                                  load_embedding_cache)
+
+    store, truth = make_project(tmp_path, toy_folder)
+    root = Path(store.image_root)
+    original = sorted(truth)[0]
+    Image.open(root / original).transpose(Image.FLIP_LEFT_RIGHT).save(root / "mirrored.png")
+    store.sync_index(scan_folder(root))
+    run_dir = pretrained_run(store)
+    relpaths, features = compute_embeddings(run_dir, store)
+    row = {r: i for i, r in enumerate(relpaths)}
+    # an image and its mirror image get the same features (the Label page's suggestions
+    # measured better on mirror-averaged ones); a different image does not
+    np.testing.assert_allclose(features[row["mirrored.png"]], features[row[original]],
+                               rtol=1e-4, atol=1e-5)
+    other = sorted(truth)[-1]
+    assert not np.allclose(features[row[other]], features[row[original]], atol=1e-3)
+    assert load_embedding_cache(run_dir, store) is not None
+    # a cache from before (its rows one view each, no 'views' entry) is not used
+    with np.load(run_dir / EMBEDDING_CACHE) as data:
+        kept = {k: data[k] for k in data.files if k != "views"}
+    with open(run_dir / EMBEDDING_CACHE, "wb") as handle:
+        np.savez(handle, **kept)
+    assert load_embedding_cache(run_dir, store) is None
+    store.close()

@@ -61,6 +61,9 @@ def load_dataset_images(store, size: int, progress=None):
 
 
 EMBEDDING_CACHE = "embedding-features.npz"
+# what a cached feature row is: the mean over an image and its mirror image. A cache of
+# another kind (older versions kept the image alone) is computed again.
+FEATURE_VIEWS = "image+mirror"
 
 
 def _backbone_stamp(run_dir: Path) -> int:
@@ -85,6 +88,7 @@ def save_embedding_cache(run_dir: str | Path, store, relpaths: list[str],
         np.savez(handle, relpaths=np.asarray(relpaths, dtype=str),
                  features=features.astype(np.float16),
                  backbone_stamp=np.int64(_backbone_stamp(run_dir)),
+                 views=np.asarray(FEATURE_VIEWS),
                  source_count=np.int64(len(store.image_relpaths())))
     os.replace(tmp, run_dir / EMBEDDING_CACHE)
 
@@ -98,7 +102,10 @@ def load_embedding_cache(run_dir: str | Path, store):
             relpaths = [str(r) for r in data["relpaths"]]
             features = data["features"].astype(np.float32)
             stamp, count = int(data["backbone_stamp"]), int(data["source_count"])
+            views = str(data["views"])
     except (OSError, KeyError, ValueError):
+        return None
+    if views != FEATURE_VIEWS:
         return None
     current = store.image_relpaths()
     if stamp != _backbone_stamp(run_dir) or count != len(current) or \
@@ -108,24 +115,21 @@ def load_embedding_cache(run_dir: str | Path, store):
 
 
 def compute_embeddings(run_dir: str | Path, store, progress=None, batch_size: int = 128):
-    """Pooled backbone features of every image: (relpaths, N×D float32). Runs in a worker."""
-    import torch
+    """Pooled backbone features of every image, averaged with its mirror image: (relpaths, N×D
+    float32). Runs in a worker.
 
+    Mirror-averaged like the classifier's features by default: the Label page's suggestions
+    from them measured better (docs/benchmarks-classifier.md, "Suggestions from mirror-averaged
+    features"), at twice the forward passes."""
     from sslstudio.models.io import load_backbone
+    from sslstudio.train.downstream.features import extract_features
+    from sslstudio.train.downstream.inputs import as_image_set
 
     backbone, config = load_backbone(str(Path(run_dir) / "backbone"))
     size = int(config.get("image_size") or getattr(backbone, "image_size", 0) or 64)
     relpaths, images = load_dataset_images(store, size, progress)
-    backbone.eval()
-    feats = []
-    with torch.no_grad():
-        for start in range(0, len(relpaths), batch_size):
-            chunk = np.array(images[start:start + batch_size])  # a copy: the cache is read-only
-            x = torch.from_numpy(chunk).permute(0, 3, 1, 2).float() / 255
-            feats.append(backbone(x).float().reshape(len(chunk), -1).numpy())
-            if progress:
-                progress(min(start + batch_size, len(relpaths)), len(relpaths))
-    features = np.concatenate(feats).astype(np.float32)
+    features = extract_features(backbone, as_image_set(images, relpaths), batch_size=batch_size,
+                                augment_average=True, progress=progress)
     try:
         save_embedding_cache(run_dir, store, relpaths, features)
     except OSError:  # a read-only run folder: the map still works, it is just not kept

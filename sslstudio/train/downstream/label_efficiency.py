@@ -20,7 +20,7 @@ strategies ("kcenter", "kmeans", see project/suggest.py) pick `level × classes`
 images from the pretrained embedding without looking at the labels, so some
 classes may get more labels than others, or none. "app" is exactly what a user
 who follows the Label page gets: rounds of its "What to label next?" (SUGGEST_COUNT
-images each, from the plain backbone features the Inspect page computes) until
+images each, from the mirror-averaged backbone features the Inspect page computes) until
 `level × classes` images are labelled.
 """
 
@@ -163,11 +163,11 @@ def label_efficiency(backbone, images, labels, *, ids=None, levels=DEFAULT_LEVEL
         raise ValueError(f"unknown label choice {unknown[0]!r}; choose from {', '.join(CHOICES)}")
     embedding = app_features = None
     if "app" in choices:
-        # what the Inspect page hands the Label page: plain pooled features, one view
-        plain = cached_features(backbone, fit_set, batch_size=base.batch_size,
-                                device=pick_device(base.device), augment_average=False,
-                                cancel=cancel)
-        app_features = {i: plain[r] for r, i in enumerate(fit_set.ids)}
+        # what the Inspect page hands the Label page: pooled features, mirror-averaged
+        mirrored = cached_features(backbone, fit_set, batch_size=base.batch_size,
+                                   device=pick_device(base.device), augment_average=True,
+                                   cancel=cancel)
+        app_features = {i: mirrored[r] for r, i in enumerate(fit_set.ids)}
     if any(c in ("kcenter", "kmeans") for c in choices):
         from sslstudio.train.downstream.propagate import embed
 
