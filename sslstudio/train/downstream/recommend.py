@@ -44,12 +44,12 @@ def recommend_method(n_labels: int, n_classes: int, device: str = "cpu") -> tupl
     gpu = device not in ("cpu", None)
     if per_class <= FEW_PER_CLASS and n_labels < 1000:
         return "selftrain", (f"{n_labels} labels ({per_class:.0f} per class): self-training "
-                             f"measured best at this few labels (10 per class: MNIST 93%, "
-                             f"digits 97%, the sample 99.7%, letters from many typefaces 70%, "
-                             f"against 84%, 95%, 98% and 61% for a linear probe); it trains the "
-                             f"whole network, so it takes minutes "
-                             f"on a CPU (label propagation takes seconds: close on digits, "
-                             f"far behind on letters from many typefaces).")
+                             f"measured best at this few labels (10 suggested labels per "
+                             f"class: MNIST 93%, digits 97%, the sample 100%, letters from many "
+                             f"typefaces 68%, against 85%, 96%, 98% and 63% for a linear "
+                             f"probe); it trains the whole network, so it takes minutes on a "
+                             f"CPU (label propagation takes seconds: close on digits, far "
+                             f"behind on letters from many typefaces).")
     if n_labels < 1000 or per_class < 50:
         return "linear", (f"{n_labels} labels ({per_class:.0f} per class): a linear probe on the "
                           f"frozen backbone is the most reliable with this few labels.")
