@@ -144,6 +144,7 @@ def pretrain_here(folder: Path, out: Path, args) -> Path:
     from sslstudio.train.pretrain import PretrainConfig, run_pretraining
 
     config = PretrainConfig(folder=str(folder), out=str(out), task=args.task,
+                            task_options=task_options(args.task_option),
                             image_size=args.size or 32, minutes=args.pretrain_minutes,
                             batch_size=args.pretrain_batch, device="auto", seed=0,
                             precision=args.precision,
@@ -155,6 +156,20 @@ def pretrain_here(folder: Path, out: Path, args) -> Path:
           f"{summary.get('status')}, {summary.get('steps')} steps in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     return out
+
+
+def task_options(pairs: list[str]) -> dict:
+    """KEY=VALUE strings as the task's options, numbers as numbers."""
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--task-option wants KEY=VALUE, not {pair!r}")
+        try:
+            options[key] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            options[key] = value
+    return options
 
 
 def write_folder(folder: Path, images: np.ndarray, names: list[str]) -> list[str]:
@@ -318,6 +333,8 @@ def main(argv=None) -> int:
                         help="pretraining budget when no --run is given")
     parser.add_argument("--pretrain-batch", type=int, default=64)
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
+    parser.add_argument("--task-option", action="append", metavar="KEY=VALUE",
+                        help="an option of the pretext task (repeatable), e.g. shear=15")
     parser.add_argument("--work", help="folder for generated images and runs (default: a temp dir)")
     parser.add_argument("--choices", default="random",
                         help="label choice: random (level per class), uniform (level x classes at random), "

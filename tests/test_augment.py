@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from sslstudio.pretext.augment import (SimCLRAugment, color_jitter, gaussian_blur, grayscale,
-                                       horizontal_flip, random_grayscale, random_resized_crop)
+                                       horizontal_flip, random_grayscale, random_resized_crop,
+                                       stroke_width)
 
 
 def images(n=8, size=32, seed=0):
@@ -38,6 +39,45 @@ def test_full_crop_is_identity_and_flip_mirrors():
     assert torch.allclose(mirrored, x.flip(3), atol=1e-4)
     assert torch.equal(horizontal_flip(x, p=1.0), x.flip(3))
     assert torch.equal(horizontal_flip(x, p=0.0), x)
+
+
+def _centroid(batch):
+    """Centre of the bright mass of each image, in pixels from the image centre (x, y)."""
+    weight = batch[:, 0]
+    size = batch.shape[-1]
+    coords = torch.arange(size, dtype=batch.dtype) - (size - 1) / 2
+    total = weight.sum(dim=(1, 2))
+    return (weight.sum(1) @ coords) / total, (weight.sum(2) @ coords) / total
+
+
+def test_turning_moves_a_spot_around_the_centre_and_slanting_moves_it_sideways():
+    spot = torch.zeros(16, 3, 33, 33)
+    spot[:, :, 9:12, 15:18] = 1.0  # a bright 3×3 spot 6 px above the centre (its mirror
+    # image in the reflection padding stays outside the turned frame)
+    g = torch.Generator().manual_seed(0)
+    turned = random_resized_crop(spot, scale=(1, 1), ratio=(1, 1), flip_p=0.0, degrees=40,
+                                 generator=g)
+    x, y = _centroid(turned)
+    radius = (x ** 2 + y ** 2).sqrt()
+    assert torch.allclose(radius, torch.full_like(radius, 6.0), atol=0.6)  # a turn keeps it
+    angles = torch.rad2deg(torch.atan2(x, -y)).abs()
+    assert angles.max() <= 41 and angles.max() > 20 and len(set(angles.round().tolist())) > 8
+    slanted = random_resized_crop(spot, scale=(1, 1), ratio=(1, 1), flip_p=0.0, shear=20,
+                                  generator=g)
+    x, y = _centroid(slanted)
+    assert torch.allclose(y, torch.full_like(y, -6.0), atol=0.6)  # height is kept
+    shift = x.abs()
+    assert shift.max() > 1.0 and shift.max() <= 6 * 0.37 + 0.3  # tan(20°) ≈ 0.36
+
+
+def test_stroke_width_makes_a_thin_line_bold_or_erases_it():
+    page = torch.ones(64, 3, 16, 16)
+    page[:, :, 2:14, 8] = 0.0  # a one-pixel dark stroke on white
+    out = stroke_width(page, p=1.0, generator=torch.Generator().manual_seed(0))
+    ink = (out[:, 0] < 0.5).sum(dim=(1, 2))
+    assert set(ink.tolist()) == {0, 14 * 3}  # erased, or 3 px wide and a pixel longer each end
+    assert 10 < int((ink == 0).sum()) < 54
+    assert torch.equal(stroke_width(page, p=0.0), page)
 
 
 def test_crop_resizes_to_the_requested_size():

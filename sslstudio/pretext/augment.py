@@ -40,8 +40,13 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
 
 def random_resized_crop(images: torch.Tensor, size: int | None = None,
                         scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip_p: float = 0.5,
+                        degrees: float = 0.0, shear: float = 0.0,
                         generator=None) -> torch.Tensor:
-    """Crop a random area fraction and aspect ratio from each image, resize, maybe mirror."""
+    """Crop a random area fraction and aspect ratio from each image, resize, maybe mirror.
+
+    `degrees` and `shear` (both in degrees, drawn in ±range per image) also turn and slant
+    the crop; they join the same affine matrix, so the batch still costs one resampling.
+    """
     n, _, h, w = images.shape
     size = size or h
     device = images.device
@@ -59,9 +64,31 @@ def random_resized_crop(images: torch.Tensor, size: int | None = None,
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = ch
     theta[:, 1, 2] = cy
+    if degrees or shear:
+        # output coordinates are turned and slanted before the crop's scale and shift
+        angle = uniform((n,), -degrees, degrees, device, generator) * (math.pi / 180)
+        slant = (uniform((n,), -shear, shear, device, generator) * (math.pi / 180)).tan()
+        cos, sin = angle.cos(), angle.sin()
+        turn = torch.stack([torch.stack([cos, -sin + cos * slant], 1),
+                            torch.stack([sin, cos + sin * slant], 1)], 1)  # rotation @ shear
+        theta[:, :, :2] = theta[:, :, :2] @ turn.to(theta.dtype)
     grid = F.affine_grid(theta, (n, 3, size, size), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
                          align_corners=False)
+
+
+def stroke_width(images: torch.Tensor, p: float = 0.5, generator=None) -> torch.Tensor:
+    """With probability p, thin or thicken what is drawn by one pixel (a 3×3 min or max filter).
+
+    Half the chosen images get the min filter (dark strokes grow), half the max (they
+    shrink): the difference between a light and a bold face of the same letter.
+    """
+    n, device = images.shape[0], images.device
+    grow = -F.max_pool2d(-images, 3, stride=1, padding=1)
+    shrink = F.max_pool2d(images, 3, stride=1, padding=1)
+    changed = chance(n, p, device, generator).view(-1, 1, 1, 1)
+    darker = chance(n, 0.5, device, generator).view(-1, 1, 1, 1)
+    return torch.where(changed, torch.where(darker, grow, shrink), images)
 
 
 def horizontal_flip(images: torch.Tensor, p: float = 0.5, generator=None) -> torch.Tensor:
@@ -171,17 +198,27 @@ def gaussian_blur(images: torch.Tensor, sigma=(0.1, 2.0), p: float = 0.5,
 
 @dataclass
 class SimCLRAugment:
-    """The SimCLR view recipe: crop+resize, flip, colour jitter, grayscale, blur."""
+    """The SimCLR view recipe: crop+resize, flip, colour jitter, grayscale, blur.
+
+    Optional extras for drawn things (letters, symbols, diagrams): turning and slanting the
+    crop, and changing stroke width; all off by default.
+    """
 
     crop_scale: tuple = (0.2, 1.0)
     jitter_strength: float = 0.5
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
     blur_p: float = 0.5
+    degrees: float = 0.0
+    shear: float = 0.0
+    stroke_p: float = 0.0
 
     def __call__(self, images: torch.Tensor, generator=None) -> torch.Tensor:
         s = self.jitter_strength
-        x = random_resized_crop(images, scale=self.crop_scale, generator=generator)
+        x = random_resized_crop(images, scale=self.crop_scale, degrees=self.degrees,
+                                shear=self.shear, generator=generator)
+        if self.stroke_p > 0:
+            x = stroke_width(x, self.stroke_p, generator=generator)
         x = color_jitter(x, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=self.jitter_p,
                          generator=generator)
         x = random_grayscale(x, self.grayscale_p, generator=generator)

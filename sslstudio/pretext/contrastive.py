@@ -57,13 +57,21 @@ class ContrastiveTask(PretextTask):
                    minimum=0.0, maximum=2.0),
         TaskOption("grayscale_p", 0.2, "chance that a view is gray", minimum=0.0, maximum=1.0),
         TaskOption("blur_p", 0.5, "chance that a view is blurred", minimum=0.0, maximum=1.0),
+        TaskOption("degrees", 0.0, "turn each view by up to this many degrees",
+                   minimum=0.0, maximum=180.0),
+        TaskOption("shear", 0.0, "slant each view by up to this many degrees",
+                   minimum=0.0, maximum=45.0),
+        TaskOption("stroke_p", 0.0, "chance that a view's strokes get thinner or bolder",
+                   minimum=0.0, maximum=1.0),
     )
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
         self.augment = SimCLRAugment(crop_scale=(self.crop_min, 1.0),
                                      jitter_strength=self.jitter_strength,
-                                     grayscale_p=self.grayscale_p, blur_p=self.blur_p)
+                                     grayscale_p=self.grayscale_p, blur_p=self.blur_p,
+                                     degrees=self.degrees, shear=self.shear,
+                                     stroke_p=self.stroke_p)
 
     def build_head(self, backbone: nn.Module) -> nn.Module:
         return ProjectionHead(backbone.num_features, self.hidden, self.projection_dim)
