@@ -141,10 +141,15 @@ def rotation_pretrain(backbone, images: np.ndarray, steps: int, batch: int = 32)
 
 def pretrain_here(folder: Path, out: Path, args) -> Path:
     """A pretraining run on `folder` with the real engine and a fixed budget; returns the run."""
+    from sslstudio.commands.pretrain import parse_task_options
     from sslstudio.train.pretrain import PretrainConfig, run_pretraining
 
+    try:
+        options = parse_task_options(args.task_option or [])
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     config = PretrainConfig(folder=str(folder), out=str(out), task=args.task,
-                            task_options=task_options(args.task_option),
+                            task_options=options,
                             image_size=args.size or 32, minutes=args.pretrain_minutes,
                             batch_size=args.pretrain_batch, device="auto", seed=0,
                             precision=args.precision,
@@ -156,20 +161,6 @@ def pretrain_here(folder: Path, out: Path, args) -> Path:
           f"{summary.get('status')}, {summary.get('steps')} steps in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     return out
-
-
-def task_options(pairs: list[str]) -> dict:
-    """KEY=VALUE strings as the task's options, numbers as numbers."""
-    options = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--task-option wants KEY=VALUE, not {pair!r}")
-        try:
-            options[key] = float(value) if "." in value or "e" in value else int(value)
-        except ValueError:
-            options[key] = value
-    return options
 
 
 def write_folder(folder: Path, images: np.ndarray, names: list[str]) -> list[str]:
@@ -334,7 +325,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain-batch", type=int, default=64)
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
     parser.add_argument("--task-option", action="append", metavar="KEY=VALUE",
-                        help="an option of the pretext task (repeatable), e.g. shear=15")
+                        help="an option of the pretext task (repeatable, as in sslstudio pretrain), e.g. shear=15")
     parser.add_argument("--work", help="folder for generated images and runs (default: a temp dir)")
     parser.add_argument("--choices", default="random",
                         help="label choice: random (level per class), uniform (level x classes at random), "

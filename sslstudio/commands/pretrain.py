@@ -82,7 +82,8 @@ def read_labels_csv(path: Path) -> dict[str, str]:
     return labels
 
 
-def _parse_task_options(items: list[str]) -> dict:
+def parse_task_options(items: list[str]) -> dict:
+    """--task-option KEY=VALUE strings as a dict (JSON values; anything else as text)."""
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -133,7 +134,7 @@ def build_config(args: argparse.Namespace):
     image_size = args.image_size or default_image_size(args.device)
     return PretrainConfig(
         folder=str(args.folder), out=str(out), task=args.task,
-        task_options=_parse_task_options(args.task_option), backbone=args.backbone,
+        task_options=parse_task_options(args.task_option), backbone=args.backbone,
         weights=args.weights, image_size=image_size, epochs=args.epochs,
         minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, weight_decay=args.weight_decay, device=args.device,
