@@ -86,7 +86,7 @@ def test_plots_record_every_event_but_redraw_at_a_bounded_rate(qtbot):
     assert plots.redraws == settled  # nothing new: no more repaints
     x, y = plots.smooth_loss.getData()
     assert y[-1] < y[10]  # the smoothed loss follows the decreasing raw loss
-    assert "step 1999" in plots.summary.text() and "ETA" in plots.eta.text()
+    assert "step 1999" in summary_text(plots) and "ETA" in plots.eta.text()
     s = smooth(__import__("numpy").array([1.0, 1.0, 1.0]))
     assert abs(s[-1] - 1.0) < 1e-9  # bias-corrected: a constant stays constant
 
@@ -99,11 +99,36 @@ def test_an_ended_run_shows_its_status_not_a_stale_eta(qtbot):
     events = [step_event(step, 1.0 / (1 + step)) for step in range(50)]
     plots.set_events(events + [{"kind": "end", "status": "stopped", "message": "by you"}])
     qtbot.wait(200)   # the side plots catch up over later ticks, which rewrite the labels
-    assert "step 49" in plots.summary.text()
+    assert "step 49" in summary_text(plots)
     assert plots.eta.text() == "stopped: by you"
     plots.set_events(events)   # still running: the estimate again
     qtbot.wait(100)
     assert plots.eta.text().startswith("ETA")
+
+
+def summary_text(plots) -> str:
+    return plots.summary.text().replace("\u00a0", " ")   # figures are kept whole on wrapping
+
+
+def test_a_narrow_window_wraps_the_run_summary_instead_of_clipping_it(qtbot):
+    from PySide6.QtGui import QFontMetrics
+
+    from sslstudio.gui.widgets.plots import TrainingPlots
+
+    plots = TrainingPlots(max_fps=50)
+    qtbot.addWidget(plots)
+    quality = {"kind": "quality", "step": 49, "time": 49.0, "knn_accuracy": 0.93,
+               "effective_rank": 80.8, "feature_dim": 256}
+    plots.set_events([step_event(step, 1.0 / (1 + step)) for step in range(50)] + [quality])
+    plots.resize(520, 600)
+    plots.show()
+    qtbot.waitUntil(lambda: "rank 81/256" in summary_text(plots), timeout=2000)
+    qtbot.wait(50)
+    label = plots.summary
+    one_line = QFontMetrics(label.font()).horizontalAdvance(label.text())
+    assert one_line > label.width()          # too long for one line at this width...
+    assert label.height() >= label.heightForWidth(label.width())   # ...so every line shows
+    assert label.heightForWidth(label.width()) > QFontMetrics(label.font()).height()
 
 
 def test_run_follower_tails_a_growing_metrics_file(qtbot, tmp_path):

@@ -151,6 +151,9 @@ class TrainingPlots(QWidget):
 
         self.summary = QLabel("No run yet.")
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # wraps onto a second line in a narrow window, instead of the status on its right
+        # clipping the last figures ("kNN 93% · ra")
+        self.summary.setWordWrap(True)
         self.eta = QLabel("")
         self.eta.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         top = QHBoxLayout()
@@ -367,7 +370,8 @@ class TrainingPlots(QWidget):
         if quality.get("effective_rank") is not None:
             dim = quality.get("feature_dim")
             parts.append(f"rank {quality['effective_rank']:.0f}" + (f"/{dim}" if dim else ""))
-        self.summary.setText("   ·   ".join(parts))
+        # no break inside a figure: "rank 81/256" wraps whole
+        self.summary.setText("   ·   ".join(part.replace(" ", "\u00a0") for part in parts))
         if not self._finished:    # an ended run keeps its status, not a stale "ETA 0 s"
             self.eta.setText(f"ETA {format_eta(last.get('eta_s'))}")
 
