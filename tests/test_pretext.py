@@ -16,8 +16,8 @@ from sslstudio.pretext.jigsaw import permutation_set
 
 # Options that keep each task small enough for a fast test on 2 CPU cores.
 FAST = {"jigsaw": {"permutations": 10, "tile_size": 16},
-        "contrastive": {"crop_min": 0.5, "blur_p": 0.0},
-        "contrastive_rotation": {"crop_min": 0.5, "blur_p": 0.0}}
+        "contrastive": {"crop_min": 0.5, "blur_p": 0.0, "stroke_p": 0.0},
+        "contrastive_rotation": {"crop_min": 0.5, "blur_p": 0.0, "stroke_p": 0.0}}
 # (steps, required ratio of final to initial loss): random views make contrastive noisier.
 LEARNING = {"contrastive": (40, 0.9), "contrastive_rotation": (40, 0.9)}
 SIZE = 32

@@ -201,7 +201,7 @@ class SimCLRAugment:
     """The SimCLR view recipe: crop+resize, flip, colour jitter, grayscale, blur.
 
     Optional extras for drawn things (letters, symbols, diagrams): turning and slanting the
-    crop, and changing stroke width; all off by default.
+    crop, and changing stroke width; off here, on in the contrastive task's defaults.
     """
 
     crop_scale: tuple = (0.2, 1.0)

@@ -43,8 +43,8 @@ class ContrastiveTask(PretextTask):
     name = "contrastive"
     title = "Contrastive (SimCLR)"
     description = ("The network sees two randomly altered copies of each image (cropped, "
-                   "recoloured, blurred) and learns to match them, so it keeps what the image "
-                   "shows and ignores how it was photographed.")
+                   "turned, recoloured, blurred) and learns to match them, so it keeps what "
+                   "the image shows and ignores how it was photographed.")
     metric_names = ("accuracy",)
     OPTIONS = (
         TaskOption("temperature", 0.2, "softmax temperature of the NT-Xent loss",
@@ -57,11 +57,14 @@ class ContrastiveTask(PretextTask):
                    minimum=0.0, maximum=2.0),
         TaskOption("grayscale_p", 0.2, "chance that a view is gray", minimum=0.0, maximum=1.0),
         TaskOption("blur_p", 0.5, "chance that a view is blurred", minimum=0.0, maximum=1.0),
-        TaskOption("degrees", 0.0, "turn each view by up to this many degrees",
+        # turn, slant and stroke width: measured on handwriting and typefaces
+        # (docs/benchmarks-classifier.md, 2026-12-04 and -06: they lift every set measured);
+        # set them to 0 for the plain SimCLR recipe
+        TaskOption("degrees", 15.0, "turn each view by up to this many degrees",
                    minimum=0.0, maximum=180.0),
-        TaskOption("shear", 0.0, "slant each view by up to this many degrees",
+        TaskOption("shear", 15.0, "slant each view by up to this many degrees",
                    minimum=0.0, maximum=45.0),
-        TaskOption("stroke_p", 0.0, "chance that a view's strokes get thinner or bolder",
+        TaskOption("stroke_p", 0.5, "chance that a view's strokes get thinner or bolder",
                    minimum=0.0, maximum=1.0),
     )
 
