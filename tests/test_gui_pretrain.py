@@ -107,10 +107,10 @@ def test_an_ended_run_shows_its_status_not_a_stale_eta(qtbot):
 
 
 def summary_text(plots) -> str:
-    return plots.summary.text().replace("\u00a0", " ")   # figures are kept whole on wrapping
+    return plots.summary.text()
 
 
-def test_a_narrow_window_wraps_the_run_summary_instead_of_clipping_it(qtbot):
+def test_the_run_summary_fits_beside_its_status_in_a_narrow_window(qtbot):
     from PySide6.QtGui import QFontMetrics
 
     from sslstudio.gui.widgets.plots import TrainingPlots
@@ -119,16 +119,15 @@ def test_a_narrow_window_wraps_the_run_summary_instead_of_clipping_it(qtbot):
     qtbot.addWidget(plots)
     quality = {"kind": "quality", "step": 49, "time": 49.0, "knn_accuracy": 0.93,
                "effective_rank": 80.8, "feature_dim": 256}
-    plots.set_events([step_event(step, 1.0 / (1 + step)) for step in range(50)] + [quality])
-    plots.resize(520, 600)
-    plots.show()
+    plots.set_events([step_event(step, 1.0 / (1 + step)) for step in range(50)] + [quality]
+                     + [{"kind": "end", "status": "completed"}])
     qtbot.waitUntil(lambda: "rank 81/256" in summary_text(plots), timeout=2000)
-    qtbot.wait(50)
-    label = plots.summary
-    one_line = QFontMetrics(label.font()).horizontalAdvance(label.text())
-    assert one_line > label.width()          # too long for one line at this width...
-    assert label.height() >= label.heightForWidth(label.width())   # ...so every line shows
-    assert label.heightForWidth(label.width()) > QFontMetrics(label.font()).height()
+    metrics = QFontMetrics(plots.summary.font())
+    widest = max(metrics.horizontalAdvance(line) for line in summary_text(plots).split("\n"))
+    status = metrics.horizontalAdvance(plots.eta.text())
+    # the page gives the plots about 640 px at 1280×800; every figure must show there
+    assert widest + status + 40 <= 640, (widest, status)
+    assert "kNN 93%" in summary_text(plots) and "step 49" in summary_text(plots)
 
 
 def test_run_follower_tails_a_growing_metrics_file(qtbot, tmp_path):

@@ -151,9 +151,6 @@ class TrainingPlots(QWidget):
 
         self.summary = QLabel("No run yet.")
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        # wraps onto a second line in a narrow window, instead of the status on its right
-        # clipping the last figures ("kNN 93% · ra")
-        self.summary.setWordWrap(True)
         self.eta = QLabel("")
         self.eta.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         top = QHBoxLayout()
@@ -352,26 +349,29 @@ class TrainingPlots(QWidget):
         last = self.curves.last_step
         if not last:
             return
-        parts = [f"step {last.get('step', 0)}"]
+        progress = [f"step {last.get('step', 0)}"]
         if last.get("epoch") is not None:
-            parts.append(f"epoch {last['epoch']}")
+            progress.append(f"epoch {last['epoch']}")
         if last.get("loss") is not None:
-            parts.append(f"loss {last['loss']:.4g}")
+            progress.append(f"loss {last['loss']:.4g}")
         for name, value in (last.get("metrics") or {}).items():
             if isinstance(value, float):
-                parts.append(f"{name} {value:.3g}")
+                progress.append(f"{name} {value:.3g}")
+        machine = []
         if last.get("images_per_s"):
-            parts.append(f"{last['images_per_s']:.0f} img/s")
+            machine.append(f"{last['images_per_s']:.0f} img/s")
         if last.get("memory_mb"):
-            parts.append(f"{last['memory_mb']:.0f} MB")
+            machine.append(f"{last['memory_mb']:.0f} MB")
         quality = self.curves.last_quality
         if quality.get("knn_accuracy") is not None:
-            parts.append(f"kNN {100 * quality['knn_accuracy']:.0f}%")
+            machine.append(f"kNN {100 * quality['knn_accuracy']:.0f}%")
         if quality.get("effective_rank") is not None:
             dim = quality.get("feature_dim")
-            parts.append(f"rank {quality['effective_rank']:.0f}" + (f"/{dim}" if dim else ""))
-        # no break inside a figure: "rank 81/256" wraps whole
-        self.summary.setText("   ·   ".join(part.replace(" ", "\u00a0") for part in parts))
+            machine.append(f"rank {quality['effective_rank']:.0f}" + (f"/{dim}" if dim else ""))
+        # two fixed lines, not one clipped by the status beside it ("kNN 93% · ra") nor a
+        # word-wrapped one whose height would follow the width and reflow the plots
+        self.summary.setText("\n".join("   ·   ".join(line) for line in (progress, machine)
+                                        if line))
         if not self._finished:    # an ended run keeps its status, not a stale "ETA 0 s"
             self.eta.setText(f"ETA {format_eta(last.get('eta_s'))}")
 
