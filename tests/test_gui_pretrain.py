@@ -86,7 +86,7 @@ def test_plots_record_every_event_but_redraw_at_a_bounded_rate(qtbot):
     assert plots.redraws == settled  # nothing new: no more repaints
     x, y = plots.smooth_loss.getData()
     assert y[-1] < y[10]  # the smoothed loss follows the decreasing raw loss
-    assert "step 1999" in summary_text(plots) and "ETA" in plots.eta.text()
+    assert "step 1999" in plots.summary.text() and "ETA" in plots.eta.text()
     s = smooth(__import__("numpy").array([1.0, 1.0, 1.0]))
     assert abs(s[-1] - 1.0) < 1e-9  # bias-corrected: a constant stays constant
 
@@ -99,15 +99,11 @@ def test_an_ended_run_shows_its_status_not_a_stale_eta(qtbot):
     events = [step_event(step, 1.0 / (1 + step)) for step in range(50)]
     plots.set_events(events + [{"kind": "end", "status": "stopped", "message": "by you"}])
     qtbot.wait(200)   # the side plots catch up over later ticks, which rewrite the labels
-    assert "step 49" in summary_text(plots)
+    assert "step 49" in plots.summary.text()
     assert plots.eta.text() == "stopped: by you"
     plots.set_events(events)   # still running: the estimate again
     qtbot.wait(100)
     assert plots.eta.text().startswith("ETA")
-
-
-def summary_text(plots) -> str:
-    return plots.summary.text()
 
 
 def test_the_run_summary_fits_beside_its_status_in_a_narrow_window(qtbot):
@@ -121,13 +117,13 @@ def test_the_run_summary_fits_beside_its_status_in_a_narrow_window(qtbot):
                "effective_rank": 80.8, "feature_dim": 256}
     plots.set_events([step_event(step, 1.0 / (1 + step)) for step in range(50)] + [quality]
                      + [{"kind": "end", "status": "completed"}])
-    qtbot.waitUntil(lambda: "rank 81/256" in summary_text(plots), timeout=2000)
+    qtbot.waitUntil(lambda: "rank 81/256" in plots.summary.text(), timeout=2000)
     metrics = QFontMetrics(plots.summary.font())
-    widest = max(metrics.horizontalAdvance(line) for line in summary_text(plots).split("\n"))
+    widest = max(metrics.horizontalAdvance(line) for line in plots.summary.text().split("\n"))
     status = metrics.horizontalAdvance(plots.eta.text())
     # the page gives the plots about 640 px at 1280×800; every figure must show there
     assert widest + status + 40 <= 640, (widest, status)
-    assert "kNN 93%" in summary_text(plots) and "step 49" in summary_text(plots)
+    assert "kNN 93%" in plots.summary.text() and "step 49" in plots.summary.text()
 
 
 def test_run_follower_tails_a_growing_metrics_file(qtbot, tmp_path):
