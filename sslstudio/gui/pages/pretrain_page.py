@@ -38,6 +38,7 @@ from sslstudio.gui.run_bridge import RunFollower, read_events
 from sslstudio.gui.run_process import PretrainProcess
 from sslstudio.gui.widgets.plots import TrainingPlots
 from sslstudio.gui.widgets.preview_grid import array_to_pixmap
+from sslstudio.gui.widgets.task_options import TaskOptionsForm
 
 BACKBONE_CHOICES = ("small_cnn", "resnet18", "resnet34", "resnet50")
 
@@ -318,6 +319,27 @@ def settle_unfinished_runs(store) -> int:
     return settled
 
 
+def _collapsible(title: str, body: QWidget) -> QWidget:
+    """A collapsed section holding `body` (a plain group box when superqt is missing)."""
+    try:
+        from superqt import QCollapsible
+        section = QCollapsible(title)
+        section.addWidget(body)
+        section.collapse(animate=False)
+        return section
+    except Exception:  # noqa: BLE001
+        box = QGroupBox(title)
+        QVBoxLayout(box).addWidget(body)
+        return box
+
+
+def _set_title(section: QWidget, title: str) -> None:
+    if isinstance(section, QGroupBox):
+        section.setTitle(title)
+    else:
+        section.setText(title)
+
+
 # ---------------------------------------------------------------------------- task cards
 class TaskCard(QFrame):
     def __init__(self, name: str, task_cls, group: QButtonGroup) -> None:
@@ -433,6 +455,17 @@ class PretrainPage(QWidget):
 
         self.advanced = self._advanced_section()
         form_side.addWidget(self.advanced)
+        # Its own section (not inside Advanced) so its title can say, even when collapsed,
+        # that the selected task runs with changed options.
+        self.task_options = TaskOptionsForm()
+        self.task_options.changed.connect(self._task_options_edited)
+        self.task_options_section = _collapsible("Task options", self.task_options)
+        form_side.addWidget(self.task_options_section)
+        self._options_task: str | None = None   # the task whose editors are shown
+        self._option_edits: dict[str, dict] = {}  # task → its edits, while another is shown
+        self.task_group.buttonToggled.connect(
+            lambda _button, checked: checked and self._show_task_options())
+        self._show_task_options()
         form_side.addStretch(1)
 
         scroll = QScrollArea()
@@ -480,6 +513,8 @@ class PretrainPage(QWidget):
         self.run_table = QTableWidget(0, 6)
         self.run_table.setHorizontalHeaderLabels(
             ["Run", "Task", "Backbone", "Status", "Steps", "Final figures"])
+        self.run_table.horizontalHeaderItem(1).setToolTip(
+            "A * marks a run whose task options differ from the defaults")
         self.run_table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.run_table.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.run_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -555,16 +590,33 @@ class PretrainPage(QWidget):
         form.addRow("Seed", self.seed)
         form.addRow("Preview every", self.preview_every)
         form.addRow("Data workers", self.workers)
-        try:
-            from superqt import QCollapsible
-            section = QCollapsible("Advanced")
-            section.addWidget(body)
-            section.collapse(animate=False)
-            return section
-        except Exception:  # noqa: BLE001 - plain group box when superqt is missing
-            box = QGroupBox("Advanced")
-            QVBoxLayout(box).addWidget(body)
-            return box
+        return _collapsible("Advanced", body)
+
+    # ------------------------------------------------------------------ task options
+    def _show_task_options(self) -> None:
+        """Rebuild the option editors for the selected task.
+
+        Each task keeps its own edits (shared names such as `degrees` of contrastive and
+        contrastive_rotation must not carry over), and only the shown task's reach a run.
+        """
+        if self._options_task is not None:
+            self._option_edits[self._options_task] = self.task_options.values()
+        task = self.selected_task()
+        self._options_task = task
+        task_cls = self.tasks.get(task)
+        self.task_options.set_options(task_cls.options() if task_cls else (),
+                                      self._option_edits.get(task, {}))
+
+    def _task_options_edited(self) -> None:
+        changed = len(self.task_options.values())
+        _set_title(self.task_options_section,
+                   f"Task options ({changed} changed)" if changed else "Task options")
+
+    def task_option_values(self) -> dict:
+        """The selected task's options that differ from its defaults."""
+        if self._options_task != self.selected_task():
+            return {}
+        return self.task_options.values()
 
     def _backbones(self) -> list[str]:
         try:
@@ -614,6 +666,9 @@ class PretrainPage(QWidget):
         task = values.get("task")
         if task in self.cards:
             self.cards[task].radio.setChecked(True)
+            # the saved options belong to the saved task; edits of other tasks are forgotten
+            self._option_edits = {}
+            self.task_options.set_values(values.get("task_options") or {})
 
     def _budget_kind_changed(self, kind: str) -> None:
         defaults = getattr(self, "_defaults", {})
@@ -666,6 +721,7 @@ class PretrainPage(QWidget):
         kind = self.budget_kind.currentText()
         values = {
             "task": self.selected_task(),
+            "task_options": self.task_option_values(),
             "backbone": self.backbone.currentText(),
             "image_size": self.image_size.value(),
             "batch_size": self.batch_size.value(),
@@ -891,12 +947,17 @@ class PretrainPage(QWidget):
             figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in summary.items()
                                 if k not in ("status", "steps", "message") and v is not None)
-            cells = [Path(run["path"]).name, config.get("task", ""), config.get("backbone", ""),
+            options = config.get("task_options") or {}
+            task = str(config.get("task") or "") + ("*" if options else "")
+            cells = [Path(run["path"]).name, task, config.get("backbone", ""),
                      run.get("status", ""), str(summary.get("steps", "")), figures]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(str(text))
                 if col == 0:
                     item.setToolTip(json.dumps(config, indent=1, default=str))
+                if col == 1 and options:
+                    item.setToolTip("Task options changed from the defaults: "
+                                    + ", ".join(f"{k}={v}" for k, v in options.items()))
                 if col == 5 and summary.get("message"):
                     item.setToolTip(summary["message"])
                 self.run_table.setItem(row, col, item)
