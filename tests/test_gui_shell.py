@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -93,6 +96,34 @@ def test_cancelled_work_reports_cancellation_not_an_error(qtbot, window, monkeyp
     worker.cancel()
     qtbot.waitUntil(lambda: cancelled_calls == [1], timeout=5000)
     assert shown == []
+
+
+EXIT_WITH_A_BUSY_WORKER = """
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+import torch
+from sslstudio.gui.workers import start_worker
+
+def busy(cancelled):
+    x = torch.randn(256, 256)
+    for _ in range(400):     # torch's own threads are at work while Python exits
+        if cancelled():
+            return 0
+        x = torch.tanh(x @ x)
+    return 1
+
+start_worker(busy, on_result=print)
+"""
+
+
+def test_leaving_python_while_a_worker_runs_torch_does_not_abort():
+    # A daemon thread still inside torch when the interpreter finalizes made the process
+    # abort with "terminate called without an active exception" (exit code 134).
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", EXIT_WITH_A_BUSY_WORKER], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "terminate called" not in out.stderr
 
 
 def test_opening_a_folder_creates_a_project_named_after_it(window, qtbot, toy_folder):

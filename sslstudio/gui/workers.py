@@ -24,8 +24,10 @@ Contract (used by every page through ``AppContext.run_in_background``)::
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +36,26 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 PROGRESS_INTERVAL_S = 0.04   # the UI looks at a worker 25 times a second, no more
+
+EXIT_WAIT_S = 10.0           # at interpreter exit, how long running workers get to finish
+
+# Workers whose function has not returned yet. At interpreter exit they are cancelled and
+# briefly awaited: a daemon thread still inside torch's C++ code when Python finalizes
+# aborts the process ("terminate called without an active exception", exit code 134).
+_running: set[Worker] = set()
+_running_lock = threading.Lock()
+
+
+@atexit.register
+def _finish_workers_at_exit() -> None:
+    with _running_lock:
+        pending = list(_running)
+    for worker in pending:
+        worker.cancel()
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for worker in pending:
+        worker.wait(max(0.0, deadline - time.monotonic()) * 1000)
+
 
 # Dialogs opened by show_error stay referenced here until closed (they are non-blocking).
 _open_dialogs: list[QMessageBox] = []
@@ -119,6 +141,8 @@ class Worker(QObject):
         self._timer.timeout.connect(self._poll)
 
     def start(self) -> None:
+        with _running_lock:
+            _running.add(self)
         self._thread.start()
         self._timer.start()
 
@@ -152,6 +176,8 @@ class Worker(QObject):
             self.traceback_text = traceback.format_exc()
         finally:
             self._finished.set()
+            with _running_lock:
+                _running.discard(self)
 
     # -------------------------------------------------------------- UI thread
     def _poll(self) -> None:
