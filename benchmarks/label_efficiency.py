@@ -21,6 +21,9 @@
   # quick: generated glyph images, a brief rotation pretraining done here
   python benchmarks/label_efficiency.py --quick [--json out.json]
 
+  # selftrain variants on a run pretrained earlier (--work keeps the images, --run the backbone)
+  ... --fonts --work /tmp/le/fonts --run /tmp/le/fonts/fonts-run --selftrain-option threshold=0.8
+
   # float32 throughout instead of bf16 where the CPU/GPU has it natively (pretraining, selftrain)
   ... --precision float32
 
@@ -268,6 +271,21 @@ def _split_data(args, work, images, names, train, test, tag) -> tuple:
     return backbone, pixels, ids, labels, test_labels
 
 
+def selftrain_settings(args) -> SelfTrainSettings:
+    """SelfTrainSettings from --precision and any --selftrain-option KEY=VALUE."""
+    import dataclasses
+
+    from sslstudio.commands.pretrain import parse_task_options
+
+    options = parse_task_options(args.selftrain_option or [])
+    known = {f.name for f in dataclasses.fields(SelfTrainSettings)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SystemExit(f"error: selftrain has no setting {', '.join(unknown)} "
+                         f"(settings: {', '.join(sorted(known))})")
+    return SelfTrainSettings(**{"precision": args.precision, **options})
+
+
 def quick_data(args) -> tuple:
     from sslstudio.models.backbones import create_backbone
 
@@ -326,6 +344,8 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
     parser.add_argument("--task-option", action="append", metavar="KEY=VALUE",
                         help="an option of the pretext task (repeatable, as in sslstudio pretrain), e.g. shear=15")
+    parser.add_argument("--selftrain-option", action="append", metavar="KEY=VALUE",
+                        help="a SelfTrainSettings field for selftrain (repeatable), e.g. epochs=40")
     parser.add_argument("--work", help="folder for generated images and runs (default: a temp dir)")
     parser.add_argument("--choices", default="random",
                         help="label choice: random (level per class), uniform (level x classes at random), "
@@ -347,6 +367,7 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="auto", choices=("auto", "float32"),
                         help="pretraining here and selftrain: auto = bf16 where native")
     args = parser.parse_args(argv)
+    selftrain = selftrain_settings(args)   # a mistyped setting fails before any pretraining
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -387,7 +408,7 @@ def main(argv=None) -> int:
                               seeds=tuple(range(args.seeds)),
                               options=ClassifierOptions(
                                   epochs=args.epochs, device=None,
-                                  selftrain=SelfTrainSettings(precision=args.precision)),
+                                  selftrain=selftrain),
                               test_labels=test_labels, choices=choices,
                               choice_methods=choice_methods,
                               progress=lambda d, t: print(f"  {d}/{t} fits", file=sys.stderr,
