@@ -47,6 +47,15 @@ def float_decimals(option) -> int:
     return max(places, 2 if small else 1)
 
 
+def editor_range(option, limit: float) -> tuple[float, float]:
+    """The option's own bounds, else ±limit; with no minimum given, a non-negative default
+    means a count or a size, not a signed value, so the range starts at 0."""
+    low = option.minimum if option.minimum is not None else \
+        (0 if option.default >= 0 else -limit)
+    high = option.maximum if option.maximum is not None else limit
+    return low, high
+
+
 @dataclass
 class Editor:
     option: Any                      # the TaskOption
@@ -80,19 +89,14 @@ def make_editor(option, on_change: Callable[[], None]) -> Editor:
         return Editor(option, check, check.isChecked, lambda v: check.setChecked(bool(v)))
     if kind is int:
         spin = QSpinBox()
-        # no minimum given: a non-negative default means a count or a size, not a signed value
-        low = option.minimum if option.minimum is not None else \
-            (0 if option.default >= 0 else -INT_LIMIT)
-        high = option.maximum if option.maximum is not None else INT_LIMIT
+        low, high = editor_range(option, INT_LIMIT)
         spin.setRange(int(math.ceil(low)), int(math.floor(high)))
         spin.valueChanged.connect(on_change)
         return Editor(option, spin, spin.value, lambda v: spin.setValue(int(v)))
     if kind is float:
         spin = QDoubleSpinBox()
         spin.setDecimals(float_decimals(option))
-        low = option.minimum if option.minimum is not None else \
-            (0.0 if option.default >= 0 else -FLOAT_LIMIT)
-        high = option.maximum if option.maximum is not None else FLOAT_LIMIT
+        low, high = editor_range(option, FLOAT_LIMIT)
         spin.setRange(low, high)
         span = high - low
         spin.setSingleStep(0.05 if span <= 2 else 0.5 if span <= 20 else 1.0)
