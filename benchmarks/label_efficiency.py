@@ -153,14 +153,20 @@ def pretrain_here(folder: Path, out: Path, args) -> Path:
         raise SystemExit(str(error)) from None
     config = PretrainConfig(folder=str(folder), out=str(out), task=args.task,
                             task_options=options,
-                            image_size=args.size or 32, minutes=args.pretrain_minutes,
-                            batch_size=args.pretrain_batch, device="auto", seed=0,
+                            image_size=args.size or 32,
+                            # a step budget makes runs comparable across machines and loads
+                            minutes=None if args.pretrain_steps else args.pretrain_minutes,
+                            steps=args.pretrain_steps,
+                            batch_size=args.pretrain_batch, device="auto",
+                            seed=args.pretrain_seed,
                             precision=args.precision,
                             preview_every=0, quality_every=0, checkpoint_every=0,
                             cache_dir=str(out.parent / "cache"))
     started = time.perf_counter()
     summary = run_pretraining(config)
-    print(f"pretraining ({args.task}, {args.pretrain_minutes} min budget): "
+    budget = (f"{args.pretrain_steps} steps" if args.pretrain_steps
+              else f"{args.pretrain_minutes} min")
+    print(f"pretraining ({args.task}, {budget} budget, seed {args.pretrain_seed}): "
           f"{summary.get('status')}, {summary.get('steps')} steps in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     return out
@@ -294,7 +300,7 @@ def quick_data(args) -> tuple:
     images, names = glyph_dataset(args.quick_per_class, size, seed=0)
     backbone = create_backbone("small_cnn", image_size=size)
     started = time.perf_counter()
-    steps = rotation_pretrain(backbone, images, args.pretrain_steps)
+    steps = rotation_pretrain(backbone, images, args.pretrain_steps or 300)
     print(f"rotation pretraining: {steps} steps in "
           f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
     ids = [str(i) for i in range(len(images))]
@@ -353,7 +359,11 @@ def main(argv=None) -> int:
     parser.add_argument("--choice-methods", default="linear,semi",
                         help="methods fitted on the suggested (non-random) label choices")
     parser.add_argument("--quick-per-class", type=int, default=60)
-    parser.add_argument("--pretrain-steps", type=int, default=300)
+    parser.add_argument("--pretrain-steps", type=int,
+                        help="step budget for pretraining here, instead of --pretrain-minutes "
+                             "(--quick: 300)")
+    parser.add_argument("--pretrain-seed", type=int, default=0,
+                        help="seed of the pretraining here (repeat runs with other seeds)")
     parser.add_argument("--linear-timing", type=int, metavar="N")
     parser.add_argument("--size", type=int)
     parser.add_argument("--levels", default="1,5,10,25")
