@@ -211,6 +211,23 @@ def test_pause_then_stop_from_another_thread(tmp_path, toy_folder):
 
 
 @needs_layers
+def test_a_stopped_run_saves_its_checkpoint_before_the_final_quality(tmp_path, toy_folder):
+    """Whoever stops a run (a closing app) waits for the checkpoint, not for the extras."""
+    from sslstudio.models.io import load_backbone
+
+    root, _ = toy_folder
+    control = RunControl()
+    summary = run_pretraining(config_for(tmp_path, root, epochs=50),
+                              [lambda e: e["kind"] == "step" and e["step"] == 3 and control.stop()],
+                              control)
+    assert summary["status"] == "stopped"
+    kinds = [e["kind"] for e in read_events(summary["run_dir"])]
+    assert kinds.index("checkpoint") < kinds.index("quality") < kinds.index("end")
+    _, info = load_backbone(Path(summary["run_dir"]) / "backbone")
+    assert info["quality"] and info["pretrain_steps"] == 3  # re-saved with the final quality
+
+
+@needs_layers
 def test_nan_loss_stops_with_advice(tmp_path, toy_folder, monkeypatch):
     root, _ = toy_folder
     from sslstudio.pretext import TASKS
@@ -473,6 +490,7 @@ def test_the_app_worker_command_stops_through_its_control_file(tmp_path, toy_fol
     control.write_text("stop")
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
+    assert "stopped after" in err  # said before the worker skips the interpreter's teardown
     ends = [e for e in read_events(config.out) if e["kind"] == "end"]
     assert ends[-1]["status"] == "stopped" and ends[-1]["step"] < 500 * 6
     assert (Path(config.out) / "checkpoints" / "last.pt").is_file()

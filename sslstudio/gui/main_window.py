@@ -426,6 +426,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.ctx.settings.set_window_geometry(self.saveGeometry())
+        self.hide()  # a run may take seconds to save its checkpoint: no frozen window meanwhile
         for widget in self._pages.values():
             shutdown = getattr(widget, "shutdown", None)
             if callable(shutdown):

@@ -106,8 +106,12 @@ class PretrainProcess(QObject):
         except OSError as exc:  # the run folder vanished: nothing left to steer
             self.output += f"\ncannot write {self.control_path}: {exc}"
 
-    def shutdown(self, wait_ms: int = 8000) -> None:
-        """Ask the run to stop with a checkpoint; kill it if it does not end in ``wait_ms``."""
+    def shutdown(self, wait_ms: int = 30_000) -> None:
+        """Ask the run to stop with a checkpoint; kill it if it does not end in ``wait_ms``.
+
+        Idle, a stop takes under a second. The worker runs at nice 10, so on a machine kept
+        busy by other programs the step in flight alone took 8 s (measured): killing it then
+        would lose the training since the last checkpoint."""
         if self._exited:
             return
         self.stop()

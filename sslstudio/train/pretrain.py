@@ -274,6 +274,8 @@ class _Run:
         self.speed_ema: float | None = None  # seconds per step, for the ETA
         self.deadline: float | None = None
         self.last_preview_step = -1
+        self.end_batch = None                        # the loop's last batch, for finish_touches
+        self.end_quality_rows: tuple = (None, None)
         self.max_total_steps: int | None = None
         # a minutes budget, given or the default one (DEFAULT_EPOCHS capped at DEFAULT_MINUTES)
         self.budget_minutes = config.minutes or (
@@ -571,7 +573,14 @@ class _Run:
         distributed.sync_buffers(model)
 
         if self.dist.is_main:
-            self.save(model, optimizer, scaler, task)
+            if status == "stopped":
+                # someone waits for this stop (perhaps a closing app): keep the training first
+                self.save(model, optimizer, scaler, task)
+                if self.finish_touches(task, model, cache):
+                    self.save_backbone(model, task)  # its info carries the final quality
+            else:
+                self.finish_touches(task, model, cache)
+                self.save(model, optimizer, scaler, task)
         if _rank_digest_requested():
             (self.run_dir / f"rank{self.dist.rank}.digest").write_text(state_digest(model))
         summary = {"status": status, "message": message, "steps": int(self.step),
@@ -644,14 +653,23 @@ class _Run:
             loader.close()
         if self.total_steps == PROVISIONAL_TOTAL:  # the budget ran out before the plan was set
             self.total_steps = self.step
-        if last_batch is not None and self.last_preview_step != self.step:
-            # a short or stopped run still shows what the model does at its end
-            self.write_previews(task, *last_batch)
-        last_batch = None
-        if self.dist.is_main and quality_rows is not None and len(quality_rows) >= 2 and \
-                (self.last_quality is None or self.last_quality.get("_step") != self.step):
-            self.run_quality(model, cache, quality_rows, quality_tags)
+        self.end_batch, self.end_quality_rows = last_batch, (quality_rows, quality_tags)
         return status, message
+
+    def finish_touches(self, task, model, cache) -> bool:
+        """The previews and quality of the last step, where the loop did not just write them
+        (a short or stopped run still shows what the model does at its end); True when a new
+        quality was measured."""
+        last_batch, self.end_batch = self.end_batch, None
+        if last_batch is not None and self.last_preview_step != self.step:
+            self.write_previews(task, *last_batch)
+        del last_batch
+        rows, tags = self.end_quality_rows
+        if rows is None or len(rows) < 2 or (
+                self.last_quality is not None and self.last_quality.get("_step") == self.step):
+            return False
+        self.run_quality(model, cache, rows, tags)
+        return True
 
     def wait_if_paused(self) -> float:
         """Hold here while paused; returns the seconds spent (kept out of speed and budget)."""
