@@ -66,7 +66,8 @@ def test_every_task_gets_the_right_editor_for_each_option(page):
         # every default shows exactly (no rounding by the spin boxes), so nothing is "changed"
         assert page.current_values()["task_options"] == {}, name
         assert not any(is_bold(page, o.name) for o in task_cls.options())
-    assert page.task_options.labels["grayscale_p"].text() == "Grayscale chance"
+    assert page.task_options.labels["grayscale_p"].text() == "Grayscale chance"  # from the name
+    assert page.task_options.labels["shear"].text() == "Slant (degrees)"        # its own label
 
 
 def test_degrees_zero_reaches_the_config_and_the_task(qtbot, page):

@@ -45,6 +45,7 @@ class TaskOption:
     choices: tuple | None = None
     minimum: float | None = None
     maximum: float | None = None
+    label: str | None = None    # what the GUI calls it, where the name reads poorly
 
     def coerce(self, value: Any) -> Any:
         """Convert `value` (possibly a string from the command line) to the default's type."""

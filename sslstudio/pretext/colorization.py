@@ -115,7 +115,8 @@ class ColorizationTask(PretextTask):
     OPTIONS = (
         TaskOption("mode", "classification", "predict quantised colours (paper) or regress them",
                    choices=("classification", "regression")),
-        TaskOption("grid", 10, "size of the ab quantisation cells", minimum=4, maximum=40),
+        TaskOption("grid", 10, "size of the ab quantisation cells", minimum=4, maximum=40,
+                   label="Colour cell size"),
         TaskOption("rebalance", 0.5, "mixing of the colour prior with uniform (λ); 1 = no "
                    "rebalancing", minimum=0.0, maximum=1.0),
         TaskOption("soft_neighbors", 5, "bins sharing each pixel's target (soft encoding)",

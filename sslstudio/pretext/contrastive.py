@@ -49,23 +49,25 @@ class ContrastiveTask(PretextTask):
     OPTIONS = (
         TaskOption("temperature", 0.2, "softmax temperature of the NT-Xent loss",
                    minimum=0.01, maximum=2.0),
-        TaskOption("projection_dim", 128, "size of the projected embedding", minimum=8),
-        TaskOption("hidden", 512, "hidden width of the projection head", minimum=8),
+        TaskOption("projection_dim", 128, "size of the projected embedding", minimum=8,
+                   label="Projection size"),
+        TaskOption("hidden", 512, "hidden width of the projection head", minimum=8,
+                   label="Head width"),
         TaskOption("crop_min", 0.2, "smallest crop, as a share of the image area",
-                   minimum=0.02, maximum=1.0),
+                   minimum=0.02, maximum=1.0, label="Smallest crop"),
         TaskOption("jitter_strength", 0.5, "strength of colour jitter (0 = none)",
-                   minimum=0.0, maximum=2.0),
+                   minimum=0.0, maximum=2.0, label="Colour jitter"),
         TaskOption("grayscale_p", 0.2, "chance that a view is gray", minimum=0.0, maximum=1.0),
         TaskOption("blur_p", 0.5, "chance that a view is blurred", minimum=0.0, maximum=1.0),
         # turn, slant and stroke width: measured on handwriting and typefaces
         # (docs/benchmarks-classifier.md, 2026-12-04 and -06: they lift every set measured);
         # set them to 0 for the plain SimCLR recipe
         TaskOption("degrees", 15.0, "turn each view by up to this many degrees",
-                   minimum=0.0, maximum=180.0),
+                   minimum=0.0, maximum=180.0, label="Turn (degrees)"),
         TaskOption("shear", 15.0, "slant each view by up to this many degrees",
-                   minimum=0.0, maximum=45.0),
+                   minimum=0.0, maximum=45.0, label="Slant (degrees)"),
         TaskOption("stroke_p", 0.5, "chance that a view's strokes get thinner or bolder",
-                   minimum=0.0, maximum=1.0),
+                   minimum=0.0, maximum=1.0, label="Stroke width chance"),
     )
 
     def __init__(self, **options) -> None:

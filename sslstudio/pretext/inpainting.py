@@ -105,11 +105,12 @@ class InpaintingTask(PretextTask):
                    "from what it can still see, which teaches it to understand the scene.")
     metric_names = ("psnr", "masked_l1")
     OPTIONS = (
-        TaskOption("mask", "random_blocks", "shape of the hidden region", choices=MASKS),
+        TaskOption("mask", "random_blocks", "shape of the hidden region", choices=MASKS,
+                   label="Mask shape"),
         TaskOption("mask_fraction", 0.25, "share of the image hidden (centre and blocks)",
-                   minimum=0.02, maximum=0.8),
+                   minimum=0.02, maximum=0.8, label="Hidden share"),
         TaskOption("outside_weight", 0.05, "weight of the reconstruction error on visible pixels",
-                   minimum=0.0, maximum=1.0),
+                   minimum=0.0, maximum=1.0, label="Visible pixels' weight"),
         TaskOption("l1_weight", 0.0, "weight of an extra L1 term on the hidden pixels (sharper)",
                    minimum=0.0, maximum=10.0),
     )

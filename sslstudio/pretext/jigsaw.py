@@ -87,14 +87,14 @@ class JigsawTask(PretextTask):
         TaskOption("permutations", 100, "number of distinct shuffles to tell apart",
                    minimum=2, maximum=1000),
         TaskOption("gap", 0.25, "fraction of each grid cell left out around its tile "
-                   "(hides edge continuity)", minimum=0.0, maximum=0.6),
+                   "(hides edge continuity)", minimum=0.0, maximum=0.6, label="Gap between tiles"),
         TaskOption("tile_size", 0, "pixels of each tile given to the backbone (0: automatic, "
                    "at least 32)", minimum=0, maximum=512),
         TaskOption("normalize_tiles", True, "standardise each tile on its own, so brightness "
                    "and colour cast of neighbours are no clue"),
         TaskOption("grayscale_p", 0.3, "chance that a tile is shown in gray (against "
                    "chromatic-aberration shortcuts)", minimum=0.0, maximum=1.0),
-        TaskOption("seed", 0, "seed of the permutation set"),
+        TaskOption("seed", 0, "seed of the permutation set", label="Shuffle set seed"),
     )
 
     def __init__(self, **options) -> None:

@@ -51,7 +51,7 @@ class RotationTask(PretextTask):
                    "show every image in all four rotations (as in the paper); off: one random "
                    "rotation per image, 4× cheaper per step"),
         TaskOption("hidden", 256, "width of the hidden layer of the rotation classifier",
-                   minimum=8),
+                   minimum=8, label="Head width"),
     )
 
     def build_head(self, backbone: nn.Module) -> nn.Module:

@@ -468,7 +468,7 @@ class PretrainPage(QWidget):
         self._show_task_options()
         form_side.addStretch(1)
 
-        scroll = QScrollArea()
+        self.settings_scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(settings)
         scroll.setMinimumWidth(360)

@@ -142,7 +142,7 @@ class TaskOptionsForm(QWidget):
         self.editors, self.labels = {}, {}
         for option in options:
             editor = make_editor(option, self._edited)
-            label = QLabel(readable_name(option.name))
+            label = QLabel(option.label or readable_name(option.name))
             tip = f"{option.help} (default {option.default}; option {option.name})"
             label.setToolTip(tip)
             editor.widget.setToolTip(tip)
