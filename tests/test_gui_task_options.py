@@ -169,3 +169,46 @@ def test_a_run_from_the_page_records_the_changed_options(qtbot, page, project):
     # the run list marks the run, and its tooltip names the options
     assert page.run_table.item(0, 1).text() == "contrastive*"
     assert "degrees=0.0" in page.run_table.item(0, 1).toolTip()
+
+
+def white_share(strip) -> float:
+    return float((strip == 255).all(axis=-1).mean())
+
+
+def test_the_task_example_is_made_with_the_task_options():
+    import numpy as np
+
+    from sslstudio.gui.pages.pretrain_page import render_task_example
+    from sslstudio.pretext.inpainting import InpaintingTask
+
+    images = np.random.default_rng(0).integers(0, 250, (4, 64, 64, 3), dtype=np.uint8)
+    small, large = (render_task_example(InpaintingTask, images,
+                                        {"mask": "center", "mask_fraction": fraction})
+                    for fraction in (0.05, 0.6))
+    # the mask row is white where hidden: a larger hidden share shows more white
+    assert white_share(large) > white_share(small) + 0.1
+
+
+def test_editing_an_option_redraws_that_task_card(qtbot, page):
+    page.select_task("inpainting")
+    card = page.cards["inpainting"].example
+    qtbot.waitUntil(lambda: page._example_images is not None and card.pixmap() is not None
+                    and not card.pixmap().isNull(), timeout=120_000)
+    before = white_share(pixmap_array(card.pixmap()))
+    rotation_key = page.cards["rotation"].example.pixmap().cacheKey()
+    combo = editor(page, "mask")
+    combo.setCurrentText("center")
+    editor(page, "mask_fraction").setValue(0.8)
+    qtbot.waitUntil(lambda: white_share(pixmap_array(card.pixmap())) > before + 0.1,
+                    timeout=60_000)
+    # a task whose options did not change keeps its picture
+    assert page.cards["rotation"].example.pixmap().cacheKey() == rotation_key
+
+
+def pixmap_array(pixmap):
+    import numpy as np
+
+    image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_RGB888)
+    width, height = image.width(), image.height()
+    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * height)
+    return data.reshape(height, image.bytesPerLine())[:, :width * 3].reshape(height, width, 3)

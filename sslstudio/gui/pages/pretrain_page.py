@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -160,14 +160,16 @@ def _describe_device(entry: dict) -> str:
     return " · ".join(bits)
 
 
-def render_task_example(task_cls, images: np.ndarray) -> np.ndarray | None:
-    """Run task.make_batch on a few images and lay out inputs (and image targets) as one strip.
+def render_task_example(task_cls, images: np.ndarray,
+                        options: dict | None = None) -> np.ndarray | None:
+    """Run task.make_batch (with the task's `options`) on a few images and lay out inputs
+    (and image targets) as one strip.
 
     Runs in a worker. Returns H×W×3 uint8, or None when the task's batch is not image-like.
     """
     import torch
 
-    task = task_cls()
+    task = task_cls(**(options or {}))
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
     with torch.no_grad():
         inputs, targets = task.make_batch(batch)
@@ -178,6 +180,15 @@ def render_task_example(task_cls, images: np.ndarray) -> np.ndarray | None:
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.concatenate(rows, axis=0)
+
+
+def example_or_none(task_cls, images: np.ndarray, options: dict) -> np.ndarray | None:
+    """The card's picture, or None where the task cannot show these images (e.g. colorization
+    of grayscale ones)."""
+    try:
+        return render_task_example(task_cls, images, options)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _tensor_images(value, limit: int = 4, size: int = 48) -> np.ndarray | None:
@@ -372,6 +383,7 @@ class TaskCard(QFrame):
             self.example.hide()
             return
         self.example.setPixmap(array_to_pixmap(image))
+        self.example.show()
 
 
 # ---------------------------------------------------------------------------- the page
@@ -394,6 +406,12 @@ class PretrainPage(QWidget):
         self.last_details: str = ""
         self._events: list[dict] = []
         self._examples_started = False
+        self._example_images: np.ndarray | None = None  # the few images the cards show
+        self._examples_dirty: set[str] = set()           # tasks whose options were edited
+        self._example_timer = QTimer(self)
+        self._example_timer.setSingleShot(True)
+        self._example_timer.setInterval(400)  # one re-render after a burst of edits
+        self._example_timer.timeout.connect(self._refresh_examples)
         self._build()
         if hasattr(ctx, "project_changed"):
             ctx.project_changed.connect(self.on_project_changed)
@@ -608,9 +626,18 @@ class PretrainPage(QWidget):
                                       self._option_edits.get(task, {}))
 
     def _task_options_edited(self) -> None:
+        if self._options_task is not None:
+            self._examples_dirty.add(self._options_task)
+            self._example_timer.start()
         changed = len(self.task_options.values())
         _set_title(self.task_options_section,
                    f"Task options ({changed} changed)" if changed else "Task options")
+
+    def task_edits(self, task: str) -> dict:
+        """The options `task` runs with, as edited on this page (shown or not)."""
+        if task == self._options_task:
+            return self.task_options.values()
+        return dict(self._option_edits.get(task, {}))
 
     def task_option_values(self) -> dict:
         """The selected task's options that differ from its defaults."""
@@ -650,7 +677,7 @@ class PretrainPage(QWidget):
         if store is not None and self.process is None and self._runs:
             self.show_run(0)  # a reopened project shows its latest run's curves and previews
         if store is not None and count:
-            self._examples_started = False
+            self._examples_started, self._example_images = False, None
             self.compute_examples()
 
     def _apply_values(self, values: dict) -> None:
@@ -690,6 +717,7 @@ class PretrainPage(QWidget):
             return
         self._examples_started = True
         store, tasks = self.store, dict(self.tasks)
+        options = {name: self.task_edits(name) for name in tasks}
 
         def work():
             # Import the engine here, off the UI thread: loading torch's libraries holds
@@ -697,21 +725,36 @@ class PretrainPage(QWidget):
             import sslstudio.train.pretrain  # noqa: F401
 
             images = sample_images(store, count=4, size=64)
-            out = {}
-            for name, task_cls in tasks.items():
-                try:
-                    out[name] = render_task_example(task_cls, images)
-                except Exception:  # noqa: BLE001 - e.g. colorization on grayscale images
-                    out[name] = None
-            return out
+            return images, {name: (example_or_none(task_cls, images, options[name]), options[name])
+                            for name, task_cls in tasks.items()}
 
         self._background(work, on_result=self._show_examples,
-                         on_error=lambda *_: self._show_examples(dict.fromkeys(self.cards)))
+                         on_error=lambda *_: self._show_examples(
+                             (None, {name: (None, {}) for name in self.cards})))
 
-    def _show_examples(self, examples: dict) -> None:
-        for name, image in examples.items():
-            if name in self.cards:
-                self.cards[name].set_example(image)
+    def _refresh_examples(self) -> None:
+        """Re-render the cards of tasks whose options changed, so the picture shows them."""
+        if self._example_images is None:
+            return  # the first rendering is still running; it re-checks the options at its end
+        images, tasks = self._example_images, dict(self.tasks)
+        options = {name: self.task_edits(name) for name in self._examples_dirty if name in tasks}
+        self._examples_dirty.clear()
+        if options:
+            self._background(lambda: (images, {
+                name: (example_or_none(tasks[name], images, opts), opts)
+                for name, opts in options.items()}), on_result=self._show_examples)
+
+    def _show_examples(self, result: tuple) -> None:
+        images, examples = result
+        if images is not None:
+            self._example_images = images
+        for name, (image, used) in examples.items():
+            if name not in self.cards:
+                continue
+            self.cards[name].set_example(image)
+            if used != self.task_edits(name) and images is not None:
+                self._examples_dirty.add(name)  # edited while this rendering ran
+                self._example_timer.start()
 
     # ------------------------------------------------------------------ running
     def _background(self, fn, *args, on_result=None, on_error=None):
