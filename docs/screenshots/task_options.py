@@ -10,11 +10,11 @@ docs/guide/task-options.png (or --out). Uses its own SSLSTUDIO_HOME under /tmp.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from app_window import AppWindow
 
 GUIDE = Path(__file__).resolve().parents[1] / "guide"
 
@@ -25,29 +25,9 @@ def main() -> int:
     parser.add_argument("--home", type=Path,
                         default=Path(tempfile.gettempdir()) / "sslstudio-task-options")
     args = parser.parse_args()
-    os.environ["SSLSTUDIO_HOME"] = str(args.home)
-
-    from sslstudio.gui.app import create_app
-    from sslstudio.gui.main_window import MainWindow
-
-    app = create_app()
-    window = MainWindow()
-    window.resize(1280, 800)
-    window.show()
-
-    def settle(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.02)
-
-    window.open_sample()
-    deadline = time.monotonic() + 300
-    while window.ctx.store is None or window.ctx.busy:
-        if time.monotonic() > deadline:
-            window.close()
-            raise SystemExit("task_options: timed out opening the sample")
-        settle(0.1)
+    shown = AppWindow(args.home, "task_options")
+    window, settle = shown.window, shown.settle
+    shown.open_sample()
     page = window.show_page("Pretrain")
     page.select_task("contrastive")
     page.task_options_section.expand(animate=False)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from app_window import AppWindow
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,33 +33,10 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, default=10, help="labels per class")
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "sslstudio-tour")
     args = parser.parse_args()
-    os.environ["SSLSTUDIO_HOME"] = str(args.home)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from PySide6.QtWidgets import QApplication
-
-    from sslstudio.gui.app import create_app
-    from sslstudio.gui.main_window import MainWindow
-
-    app = create_app()
-    window = MainWindow()
-    window.resize(1280, 800)
-    window.show()
-
-    def wait_until(condition, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > deadline:
-                window.close()   # cancels background work, so the exit is clean
-                raise SystemExit(f"tour: timed out waiting for {what}")
-            app.processEvents()
-            time.sleep(0.02)
-
-    def settle(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.02)
+    shown = AppWindow(args.home, "tour")
+    window, settle, wait_until = shown.window, shown.settle, shown.wait_until
 
     def shot(name: str) -> None:
         settle(0.5)
@@ -70,8 +47,7 @@ def main() -> int:
     settle(0.5)
     shot("start")
 
-    window.open_sample()
-    wait_until(lambda: window.ctx.store is not None and not window.ctx.busy, 300, "the sample")
+    shown.open_sample()
     store = window.ctx.store
     window.show_page("Data")
     settle(3.0)  # thumbnails decode in the background
@@ -147,7 +123,7 @@ def main() -> int:
     shot("export")
 
     window.close()
-    QApplication.processEvents()
+    shown.app.processEvents()
     return 0
 
 
