@@ -106,6 +106,20 @@ def test_an_ended_run_shows_its_status_not_a_stale_eta(qtbot):
     assert plots.eta.text().startswith("ETA")
 
 
+def test_a_finished_run_shows_its_whole_loss_at_once(qtbot):
+    """The end draws the loss even when the last live tick drew it and a side plot is due."""
+    from sslstudio.gui.widgets.plots import TrainingPlots
+
+    plots = TrainingPlots(max_fps=0.1)   # no timer tick during the test
+    qtbot.addWidget(plots)
+    for step in range(6):
+        plots.add_event(step_event(step, 1.0 / (1 + step)))
+        plots._redraw_if_dirty()           # a live tick: loss and side plots take turns
+    plots.add_event(step_event(6, 0.1))
+    plots.mark_finished("completed")
+    assert len(plots.raw_loss.getData()[0]) == plots.curves.points == 7
+
+
 def test_the_run_summary_fits_beside_its_status_in_a_narrow_window(qtbot):
     from PySide6.QtGui import QFontMetrics
 

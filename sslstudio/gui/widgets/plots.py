@@ -275,7 +275,7 @@ class TrainingPlots(QWidget):
     # The plots beside the loss, refreshed one per live tick in turn (see _redraw).
     SIDE_PLOTS = ("metric", "rank", "lr", "speed", "memory")
 
-    def _redraw(self, full: bool = True) -> None:
+    def _redraw(self, full: bool = True, loss_now: bool = False) -> None:
         """Push the recorded curves to the plots.
 
         Repainting all six plots costs ~45 ms in software rendering (axis ticks and
@@ -285,7 +285,8 @@ class TrainingPlots(QWidget):
         updates 5 times a second, each side plot about once a second).
         """
         self.redraws += 1
-        draw_loss = full or (self._loss_stale and (self._last_was_side or not self._stale_sides))
+        draw_loss = full or (self._loss_stale and (
+            loss_now or self._last_was_side or not self._stale_sides))
         if full:
             groups = set(self.SIDE_PLOTS)
         elif draw_loss or not self._stale_sides:
@@ -377,5 +378,5 @@ class TrainingPlots(QWidget):
 
     def mark_finished(self, status: str, message: str = "") -> None:
         self._finished = True
-        self._redraw(full=False)  # the loss now, the side plots over the next ticks
+        self._redraw(full=False, loss_now=True)  # the loss now, the side plots over the next ticks
         self.eta.setText(status + (f": {message}" if message and status != "completed" else ""))
