@@ -471,3 +471,25 @@ def test_runs_left_running_by_a_closed_app_are_settled_on_reopen(qtbot, project)
     assert statuses["cut"]["status"] == "interrupted"
     assert "closed before the run ended" in statuses["cut"]["summary"]["message"]
     assert statuses["cut"]["summary"]["steps"] == 2
+
+
+def test_a_collapsed_section_points_right_and_an_open_one_down(qtbot):
+    """superqt's default ▲ on a collapsed section reads as "open"; ours shows ▶."""
+    from PySide6.QtWidgets import QLabel
+
+    from sslstudio.gui.pages.pretrain_page import _collapsible
+
+    section = _collapsible("Advanced", QLabel("body"))
+    qtbot.addWidget(section)
+
+    def ink(icon):
+        image = icon.pixmap(16, 16).toImage()
+        w, h = image.width(), image.height()
+        dark = [(x, y) for y in range(h) for x in range(w) if image.pixelColor(x, y).alpha() > 128]
+        return (sum(x < w // 2 for x, _ in dark), sum(x >= w // 2 for x, _ in dark),
+                sum(y < h // 2 for _, y in dark), sum(y >= h // 2 for _, y in dark))
+
+    left, right, _, _ = ink(section.collapsedIcon())
+    assert left > right          # ▶: wide on the left, a point on the right
+    _, _, top, bottom = ink(section.expandedIcon())
+    assert top > bottom          # ▼: wide at the top

@@ -334,7 +334,7 @@ def _collapsible(title: str, body: QWidget) -> QWidget:
     """A collapsed section holding `body` (a plain group box when superqt is missing)."""
     try:
         from superqt import QCollapsible
-        section = QCollapsible(title)
+        section = QCollapsible(title, collapsedIcon="▶")   # superqt says ▲, which reads "open"
         section.addWidget(body)
         section.collapse(animate=False)
         return section
