@@ -383,3 +383,28 @@ def test_label_efficiency_scores_the_app_label_choice(glyphs_pretrained):
     assert len(app) == 2 and all(r["method"] == "linear (app)" for r in app)
     assert all(r["n_train"] == 2 * len(GLYPHS) for r in app)
     assert all(r["accuracy"] > 1 / len(GLYPHS) for r in app)
+
+
+def denormals_flushed() -> bool:
+    """True when this thread computes denormal floats (below 1.2e-38) as zero."""
+    return (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+
+def test_fitting_flushes_denormals_in_the_thread_that_trains():
+    """Near-zero gradients of a confident classifier made CPU backward passes ~8x slower."""
+    import threading
+
+    images, classes = toy_images(per_class=6)
+    seen = {}
+
+    def fit_in_a_fresh_thread():
+        torch.set_flush_denormal(False)  # threads inherit the setting: start from the default
+        seen["before"] = denormals_flushed()
+        fit_classifier(new_backbone(), images, labels_every(classes, 3, 6), "linear",
+                       progress=lambda done, total: seen.setdefault("during",
+                                                                    denormals_flushed()))
+
+    worker = threading.Thread(target=fit_in_a_fresh_thread)
+    worker.start()
+    worker.join()
+    assert seen == {"before": False, "during": True}

@@ -155,6 +155,24 @@ def test_cpu_mixed_precision_follows_the_hardware_and_float32_turns_it_off(tmp_p
 
 
 @needs_layers
+def test_pretraining_flushes_denormals_in_the_thread_that_trains(tmp_path, toy_folder):
+    root, _ = toy_folder
+    seen = {}
+
+    def pretrain_in_a_fresh_thread():
+        torch.set_flush_denormal(False)  # threads inherit the setting: start from the default
+        seen["before"] = (torch.tensor([1e-39]) * 1.0).item() == 0.0
+        run_pretraining(config_for(tmp_path, root, epochs=None, steps=2),
+                        listeners=[lambda event: seen.setdefault(
+                            "during", (torch.tensor([1e-39]) * 1.0).item() == 0.0)])
+
+    worker = threading.Thread(target=pretrain_in_a_fresh_thread)
+    worker.start()
+    worker.join()
+    assert seen == {"before": False, "during": True}
+
+
+@needs_layers
 def test_short_run_still_ends_with_a_preview(tmp_path, toy_folder):
     root, _ = toy_folder
     config = config_for(tmp_path, root, epochs=None, steps=3, preview_every=100)

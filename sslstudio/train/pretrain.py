@@ -41,8 +41,8 @@ from sslstudio.train.checkpoint import (CHECKPOINT_NAME, CheckpointError, captur
                                         checkpoint_path, has_checkpoint, load_checkpoint,
                                         save_checkpoint)
 from sslstudio.train.control import RunControl
-from sslstudio.train.device import (DeviceUnavailable, describe, mixed_precision, native_bf16,
-                                    pick_device)
+from sslstudio.train.device import (DeviceUnavailable, describe, flush_denormals,
+                                    mixed_precision, native_bf16, pick_device)
 from sslstudio.train.events import EventStream, JsonlWriter, Listener
 from sslstudio.train.loader import BatchPlan, PrefetchLoader, fit_batch_size, to_device_float
 from sslstudio.train.quality import quality_report
@@ -483,6 +483,7 @@ class _Run:
     # ------------------------------------------------------------------ main
     def run(self) -> dict:
         config = self.config
+        flush_denormals()
         self.paused_seconds = 0.0
         self.last_checkpoint_time = time.monotonic()
         if self.dist.is_main:

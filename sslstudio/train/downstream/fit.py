@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslstudio.train.device import flush_denormals
 from sslstudio.train.downstream import knn, linear_probe, propagate, selftrain, semi
 from sslstudio.train.downstream.features import cached_features
 from sslstudio.train.downstream.finetune import TrainSettings, predict_probs, train_with_validation
@@ -146,6 +147,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     opts = options or ClassifierOptions()
     started = time.perf_counter()
+    flush_denormals()
     backbone, backbone_config = load_pretrained(backbone)
     image_set = as_image_set(images, ids)
     per_row = align_labels(image_set, labels)
