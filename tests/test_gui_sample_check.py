@@ -47,8 +47,10 @@ def test_other_folders_get_no_sample_check(qtbot, tmp_path, toy_folder):
     store.set_labels({r: c for i, (r, c) in enumerate(sorted(truth.items())) if i % 2})
     page = ClassifierPage(make_context(store))
     qtbot.addWidget(page)
-    with qtbot.waitSignal(page.training_finished, timeout=60_000):
+    page.set_method("linear")  # any method will do; the test above covers the recommended one
+    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
         page.train()
+    assert blocker.args == [True], page.status_label.text()
     assert page.predictions and page.sample_check() is None
     assert "Sample dataset" not in page.figures.text()
     store.close()
