@@ -464,6 +464,18 @@ def test_cli_input_errors_exit_2(tmp_path, toy_folder, capsys, case):
     assert expected in err and "Traceback" not in err
 
 
+@needs_layers
+def test_cli_refuses_a_bad_task_option_before_decoding_anything(tmp_path, toy_folder, capsys):
+    root, _ = toy_folder
+    args = ["pretrain", str(root), "--task", "contrastive", "--task-option", "temperature=warm",
+            "--out", str(tmp_path / "run"), "--device", "cpu", "--steps", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "bad options for task contrastive" in err and "temperature" in err
+    assert "decoding" not in err and "at step" not in err and "Traceback" not in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
 def test_file_control_reads_run_pause_stop_and_notices_a_vanished_parent(tmp_path):
     import os
 

@@ -102,6 +102,7 @@ class ConsoleProgress:
         self._last_draw = 0.0
         self._line_open = False
         self.shown_error: str | None = None  # the last error message printed (not repeated)
+        self.started = False                 # a "start" event came: training began
 
     def _bar(self, fraction: float) -> str:
         filled = int(round(self.width * min(1.0, max(0.0, fraction))))
@@ -123,6 +124,7 @@ class ConsoleProgress:
         kind = event.get("kind")
         now = time.monotonic()
         if kind == "start":
+            self.started = True
             self.total_steps = event.get("total_steps")
             config = event.get("config") or {}
             if self.total_steps:
@@ -173,5 +175,7 @@ class ConsoleProgress:
             message = event.get("message") or ""
             if message and message == self.shown_error:
                 message = ""  # printed just above with the error
+            if not message and not self.started:
+                return  # a setting was refused before training began: the error says it all
             self._print(f"{event.get('status')} at step {event.get('step')}"
                         + (f": {message}" if message else ""))

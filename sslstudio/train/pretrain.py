@@ -162,10 +162,14 @@ class PretrainConfig:
         if self.precision not in PRECISIONS:
             raise PretrainError(f"unknown precision {self.precision!r}; choose "
                                 f"{' or '.join(PRECISIONS)}")
-        from sslstudio.pretext import TASKS
+        from sslstudio.pretext import TASKS, create_task
 
         if self.task not in TASKS:
             raise PretrainError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        try:  # a typo in an option fails now, not after the whole folder has been decoded
+            create_task(self.task, **(self.task_options or {}))
+        except (TypeError, ValueError) as exc:
+            raise PretrainError(f"bad options for task {self.task}: {exc}") from exc
 
 
 # ----------------------------------------------------------------------------- helpers
