@@ -48,6 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # font_letters beside this file
 
+from sslstudio.commands.arguments import positive_float, positive_int  # noqa: E402
 from sslstudio.train.downstream import ClassifierOptions, fit_classifier  # noqa: E402
 from sslstudio.train.downstream.label_efficiency import (format_markdown, format_table,  # noqa: E402
                                                         label_efficiency)
@@ -343,10 +344,10 @@ def main(argv=None) -> int:
     parser.add_argument("--mnist-sheet", default=OPENCV_DIGITS)
     parser.add_argument("--fonts", action="store_true",
                         help="letters A-J rendered from the installed fonts, split by font")
-    parser.add_argument("--sample-per-class", type=int, default=300)
-    parser.add_argument("--pretrain-minutes", type=float, default=3.0,
+    parser.add_argument("--sample-per-class", type=positive_int, default=300)
+    parser.add_argument("--pretrain-minutes", type=positive_float, default=3.0,
                         help="pretraining budget when no --run is given")
-    parser.add_argument("--pretrain-batch", type=int, default=64)
+    parser.add_argument("--pretrain-batch", type=positive_int, default=64)
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
     parser.add_argument("--task-option", action="append", metavar="KEY=VALUE",
                         help="an option of the pretext task (repeatable, as in sslstudio pretrain), e.g. shear=15")
@@ -358,22 +359,22 @@ def main(argv=None) -> int:
                              "kcenter, kmeans, app (comma separated)")
     parser.add_argument("--choice-methods", default="linear,semi",
                         help="methods fitted on the suggested (non-random) label choices")
-    parser.add_argument("--quick-per-class", type=int, default=60)
-    parser.add_argument("--pretrain-steps", type=int,
+    parser.add_argument("--quick-per-class", type=positive_int, default=60)
+    parser.add_argument("--pretrain-steps", type=positive_int,
                         help="step budget for pretraining here, instead of --pretrain-minutes "
                              "(--quick: 300)")
     parser.add_argument("--pretrain-seed", type=int, default=0,
                         help="seed of the pretraining here (repeat runs with other seeds)")
-    parser.add_argument("--linear-timing", type=int, metavar="N")
-    parser.add_argument("--size", type=int)
+    parser.add_argument("--linear-timing", type=positive_int, metavar="N")
+    parser.add_argument("--size", type=positive_int)
     parser.add_argument("--levels", default="1,5,10,25")
     parser.add_argument("--methods", default="scratch,linear,finetune,semi,propagate,selftrain")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=60,
+    parser.add_argument("--seeds", type=positive_int, default=3)
+    parser.add_argument("--epochs", type=positive_int, default=60,
                         help="scratch/finetune epochs (fixed, no validation); 20 under-trains "
                              "scratch with few labels: docs/benchmarks-classifier.md")
     parser.add_argument("--json", metavar="OUT")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: all)")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32"),
                         help="pretraining here and selftrain: auto = bf16 where native")
     args = parser.parse_args(argv)

@@ -63,3 +63,28 @@ def test_pretrain_help_names_every_registered_task():
     from sslstudio.pretext import TASKS
 
     assert TASK_NAMES == tuple(TASKS)
+
+
+def test_zero_or_negative_counts_are_refused_with_the_option_name(tmp_path, capsys):
+    """`classify --epochs 0` used to save a chance-level model without a word."""
+    import pytest
+
+    folder = str(tmp_path)
+    cases = [
+        (["classify", folder, "--run", folder, "--labels", "l.csv", "--out", "m", "--epochs", "0"],
+         "--epochs: must be at least 1 (got 0)"),
+        (["classify", folder, "--run", folder, "--labels", "l.csv", "--out", "m", "--stages", "-1"],
+         "--stages: must be at least 1"),
+        (["pretrain", folder, "--task", "rotation", "--out", "r", "--steps", "two"],
+         "--steps: expected a whole number, got 'two'"),
+        (["pretrain", folder, "--task", "rotation", "--out", "r", "--minutes", "nan"],
+         "--minutes: must be a number above 0"),
+        (["predict", "model", folder, "--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["evaluate", "model", folder, "--batch-size", "-8"], "--batch-size: must be at least 1"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        assert exit_.value.code == 2, args
+        assert message in capsys.readouterr().err, args
+    assert not any(tmp_path.iterdir())  # nothing was started

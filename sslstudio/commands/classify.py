@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from sslstudio.commands.arguments import positive_int
+
 # the same names as sslstudio.train.downstream.METHODS (not imported: parsing stays torch-free)
 METHOD_CHOICES = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
 
@@ -30,10 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "in FOLDER (best with few labels; selftrain trains the whole "
                              "network, minutes on a CPU); linear is the plain probe")
     parser.add_argument("--out", required=True, metavar="MODEL_DIR")
-    parser.add_argument("--size", type=int, help="image size (default: the run's)")
-    parser.add_argument("--epochs", type=int, default=30,
+    parser.add_argument("--size", type=positive_int, help="image size (default: the run's)")
+    parser.add_argument("--epochs", type=positive_int, default=30,
                         help="partial/finetune/scratch: most epochs (early stopping may stop sooner)")
-    parser.add_argument("--stages", type=int, default=1,
+    parser.add_argument("--stages", type=positive_int, default=1,
                         help="partial: how many of the backbone's last stages to train")
     parser.add_argument("--no-flip-average", action="store_true",
                         help="never mirror images: no averaging of features with the mirror "

@@ -10,12 +10,14 @@ import argparse
 import json
 import sys
 
+from sslstudio.commands.arguments import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="classifier folder or exported file")
     parser.add_argument("test_folder", metavar="TEST_FOLDER", help="one subfolder per class")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
 
 
 def evaluate_folder(model, test_folder, batch_size: int = 64, progress=None) -> dict:

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from sslstudio.commands.arguments import positive_int
+
 
 class ProgressBar:
     """A one-line text progress bar on stderr (redrawn at most ~10 times a second)."""
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", metavar="FOLDER", help="folder of images (searched recursively)")
     parser.add_argument("--csv", metavar="OUT",
                         help="write filename,label,confidence,p_<class>... here (default: stdout)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
+from sslstudio.commands.arguments import positive_float, positive_int
+
 HELP = "pretrain a backbone with a self-supervised pretext task"
 TASK_NAMES = ("rotation", "jigsaw", "inpainting", "colorization", "contrastive",
               "contrastive_rotation")   # for --help without importing torch (a test checks)
@@ -27,19 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="small_cnn (fast on CPU), resnet18, resnet34, resnet50")
     parser.add_argument("--weights", default=None, metavar="FILE",
                         help="start from these backbone weights (a local file)")
-    parser.add_argument("--image-size", type=int, default=None, metavar="N",
+    parser.add_argument("--image-size", type=positive_int, default=None, metavar="N",
                         help="training resolution (default: 32 on a CPU, where it buys 4x "
                              "the steps of 64 in the same time; 64 on a GPU)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, default=None, metavar="N",
+    budget.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                         help="passes over the images (no budget given: 10 epochs, but at most "
                              "10 minutes, planned from the measured speed)")
-    budget.add_argument("--minutes", type=float, default=None, metavar="M",
+    budget.add_argument("--minutes", type=positive_float, default=None, metavar="M",
                         help="training time; the schedule is planned from the measured speed")
-    budget.add_argument("--steps", type=int, default=None, metavar="N")
-    parser.add_argument("--batch-size", type=int, default=64, metavar="N",
+    budget.add_argument("--steps", type=positive_int, default=None, metavar="N")
+    parser.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
                         help="images per step (per process under torchrun)")
-    parser.add_argument("--lr", type=float, default=1e-3, metavar="X")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, metavar="X")
     parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     parser.add_argument("--weight-decay", type=float, default=0.05, metavar="X")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
