@@ -8,6 +8,9 @@
     .venv/bin/python benchmarks/bench_pretrain.py --profile [--steps 8] [--tasks ...]
         (the engine's loop time split by cProfile into compute and everything else: robust
         on a shared machine, where images/s measured minutes apart are not)
+    .venv/bin/python benchmarks/bench_pretrain.py --layouts [--image-size 32] [--repeats 3]
+        (the bare loop with NCHW tensors against channels_last, per task: the engine's
+        memory-format choice)
 
 Both sides train the same model (backbone + task head, same seed), with the
 same optimizer (AdamW), gradient clipping, batch size and device:
@@ -67,6 +70,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def uses_channels_last(args, device) -> bool:
+    """The bare loop's memory format: the engine's choice (channels_last on CUDA only; on the
+    CPU it measured faster or slower by task and thread count, docs/benchmarks-pretext.md)
+    unless --layout names one."""
+    if args.layout != "auto":
+        return args.layout == "channels_last"
+    return device.type == "cuda"
+
+
 def build_model(task_name: str, args, device):
     import torch
 
@@ -79,7 +91,7 @@ def build_model(task_name: str, args, device):
     task = create_task(task_name)
     backbone = create_backbone(args.backbone, image_size=args.image_size)
     model = PretextModel(task, backbone, task.build_head(backbone)).to(device)
-    if device.type == "cuda":
+    if uses_channels_last(args, device):
         model = model.to(memory_format=torch.channels_last)
     return task, model, make_optimizer("adamw", model, 1e-3, 0.05)
 
@@ -96,9 +108,10 @@ def measure_bare(task_name: str, args) -> dict:
     images = torch.from_numpy(rng.integers(0, 255, (args.batch_size, args.image_size,
                                                     args.image_size, 3), dtype=np.uint8))
     x = images.to(device).permute(0, 3, 1, 2).float().div(255).contiguous(
-        memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+        memory_format=torch.channels_last if uses_channels_last(args, device)
+        else torch.contiguous_format)
     # the engine's precision: bf16 autocast where the GPU or CPU has it natively
-    amp = mixed_precision(device)
+    amp = mixed_precision(device, args.precision)
 
     def step():
         inputs, targets = task.make_batch(x)
@@ -306,11 +319,13 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def _child_command(task: str, side: str, args, work: Path) -> list[str]:
+def _child_command(task: str, side: str, args, work: Path, layout: str = "auto") -> list[str]:
+    """layout: auto = the engine's choice; contiguous / channels_last (float32) for --layouts."""
     return [sys.executable, __file__, "--one", task, "--side", side, "--work", str(work),
             "--steps", str(args.steps), "--batch-size", str(args.batch_size),
             "--image-size", str(args.image_size), "--backbone", args.backbone,
-            "--device", args.device, "--threads", str(args.threads)]
+            "--device", args.device, "--threads", str(args.threads), "--layout", layout,
+            "--precision", "auto" if layout == "auto" else "float32"]
 
 
 def _result(task: str, side: str, stdout: str, stderr: str) -> dict:
@@ -320,9 +335,45 @@ def _result(task: str, side: str, stdout: str, stderr: str) -> dict:
     raise RuntimeError(f"{task}/{side} failed:\n{stderr[-3000:]}")
 
 
-def run_child(task: str, side: str, args, work: Path) -> dict:
-    proc = subprocess.run(_child_command(task, side, args, work), capture_output=True, text=True)
+def run_child(task: str, side: str, args, work: Path, layout: str = "auto") -> dict:
+    proc = subprocess.run(_child_command(task, side, args, work, layout), capture_output=True,
+                          text=True)
     return _result(task, side, proc.stdout, proc.stderr)
+
+
+LAYOUTS = ("contiguous", "channels_last")
+
+
+def layouts_main(args) -> None:
+    """The bare loop in both memory formats, per task, alternating (or at the same time with
+    --together): what channels_last buys where the engine uses it."""
+    from sslstudio.pretext import TASKS
+
+    tasks = [t for t in args.tasks.split(",") if t] or list(TASKS)
+    print(f"bare loop, {args.backbone}, batch {args.batch_size}, {args.image_size} px, device "
+          f"{args.device}, float32, {args.steps} timed steps after {WARMUP_STEPS} warm-up, "
+          f"best of {args.repeats}, threads {args.threads or 'default'}"
+          + (", both layouts at the same time" if args.together else ""))
+    print("| task | NCHW img/s | channels_last img/s | channels_last / NCHW |")
+    print("|---|---:|---:|---:|")
+    work = Path(tempfile.mkdtemp(prefix="bench-layouts-"))
+    for task in tasks:
+        best = dict.fromkeys(LAYOUTS, 0.0)
+        for _ in range(args.repeats):
+            if args.together:
+                procs = {layout: subprocess.Popen(_child_command(task, "bare", args, work, layout),
+                                                  text=True, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE)
+                         for layout in LAYOUTS}
+                results = {layout: _result(task, layout, *proc.communicate())
+                           for layout, proc in procs.items()}
+            else:
+                results = {layout: run_child(task, "bare", args, work, layout)
+                           for layout in LAYOUTS}
+            for layout, result in results.items():
+                best[layout] = max(best[layout], result["images_per_s"])
+        print(f"| {task} | {_rate(best['contiguous'])} | {_rate(best['channels_last'])} | "
+              f"{best['channels_last'] / best['contiguous']:.2f} |", flush=True)
 
 
 def run_together(task: str, args, work: Path) -> dict[str, dict]:
@@ -349,6 +400,12 @@ def main() -> None:
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--layout", default="auto", choices=("auto",) + LAYOUTS,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--layouts", action="store_true",
+                        help="instead: the bare loop in NCHW against channels_last, per task")
     parser.add_argument("--together", action="store_true",
                         help="run the two sides at the same time (fair on a shared machine; "
                              "use --threads 1 so each gets one core)")
@@ -365,6 +422,9 @@ def main() -> None:
         return
     if args.profile:
         profile_main(args)
+        return
+    if args.layouts:
+        layouts_main(args)
         return
 
     from sslstudio.pretext import TASKS
