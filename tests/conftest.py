@@ -47,6 +47,13 @@ def write_toy_folder(root: Path, per_class: int = 8, size: int = 32, seed: int =
     return truth
 
 
+def denormals_flushed() -> bool:
+    """True when this thread computes denormal floats (below 1.2e-38) as zero."""
+    import torch
+
+    return (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import CLASS_COLORS, draw_toy_image
+from conftest import CLASS_COLORS, denormals_flushed, draw_toy_image
 from sslstudio.train.downstream import (ClassifierOptions, fit_classifier, label_efficiency,
                                         recommend_method)
 from sslstudio.train.downstream.finetune import backbone_stages
@@ -383,11 +383,6 @@ def test_label_efficiency_scores_the_app_label_choice(glyphs_pretrained):
     assert len(app) == 2 and all(r["method"] == "linear (app)" for r in app)
     assert all(r["n_train"] == 2 * len(GLYPHS) for r in app)
     assert all(r["accuracy"] > 1 / len(GLYPHS) for r in app)
-
-
-def denormals_flushed() -> bool:
-    """True when this thread computes denormal floats (below 1.2e-38) as zero."""
-    return (torch.tensor([1e-39]) * 1.0).item() == 0.0
 
 
 def test_fitting_flushes_denormals_in_the_thread_that_trains():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import denormals_flushed
 from sslstudio.train.control import RunControl
 from sslstudio.train.loader import BatchPlan, fit_batch_size
 
@@ -161,10 +162,9 @@ def test_pretraining_flushes_denormals_in_the_thread_that_trains(tmp_path, toy_f
 
     def pretrain_in_a_fresh_thread():
         torch.set_flush_denormal(False)  # threads inherit the setting: start from the default
-        seen["before"] = (torch.tensor([1e-39]) * 1.0).item() == 0.0
+        seen["before"] = denormals_flushed()
         run_pretraining(config_for(tmp_path, root, epochs=None, steps=2),
-                        listeners=[lambda event: seen.setdefault(
-                            "during", (torch.tensor([1e-39]) * 1.0).item() == 0.0)])
+                        listeners=[lambda event: seen.setdefault("during", denormals_flushed())])
 
     worker = threading.Thread(target=pretrain_in_a_fresh_thread)
     worker.start()
