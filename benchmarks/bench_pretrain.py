@@ -361,12 +361,9 @@ def layouts_main(args) -> None:
         best = dict.fromkeys(LAYOUTS, 0.0)
         for _ in range(args.repeats):
             if args.together:
-                procs = {layout: subprocess.Popen(_child_command(task, "bare", args, work, layout),
-                                                  text=True, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.PIPE)
-                         for layout in LAYOUTS}
-                results = {layout: _result(task, layout, *proc.communicate())
-                           for layout, proc in procs.items()}
+                results = run_at_once(task, {layout: _child_command(task, "bare", args, work,
+                                                                    layout)
+                                             for layout in LAYOUTS})
             else:
                 results = {layout: run_child(task, "bare", args, work, layout)
                            for layout in LAYOUTS}
@@ -376,13 +373,19 @@ def layouts_main(args) -> None:
               f"{best['channels_last'] / best['contiguous']:.2f} |", flush=True)
 
 
+def run_at_once(task: str, commands: dict[str, list[str]]) -> dict[str, dict]:
+    """Each command in its own process, all at the same time: on a shared machine they then
+    see the same load (the scheduler shares the cores fairly), which sequential runs do not."""
+    procs = {name: subprocess.Popen(command, text=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+             for name, command in commands.items()}
+    return {name: _result(task, name, *proc.communicate()) for name, proc in procs.items()}
+
+
 def run_together(task: str, args, work: Path) -> dict[str, dict]:
-    """Both sides at the same time, one process each: on a shared machine they then see the
-    same load (the scheduler shares the cores fairly), which sequential runs do not."""
-    procs = {side: subprocess.Popen(_child_command(task, side, args, work), text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for side in ("bare", "engine")}
-    return {side: _result(task, side, *proc.communicate()) for side, proc in procs.items()}
+    """The bare loop and the engine at the same time (see run_at_once)."""
+    return run_at_once(task, {side: _child_command(task, side, args, work)
+                              for side in ("bare", "engine")})
 
 
 def main() -> None:

@@ -351,10 +351,7 @@ class _Run:
 
         config = self.config
         torch.manual_seed(config.seed)  # identical initial weights on every rank and rerun
-        try:
-            task = create_task(config.task, **(config.task_options or {}))
-        except TypeError as exc:
-            raise PretrainError(f"bad options for task {config.task}: {exc}") from exc
+        task = create_task(config.task, **(config.task_options or {}))  # validate() checked them
         self.check_task_fits(task, cache)
         self.task_config = task.config() if callable(getattr(task, "config", None)) else {}
         kwargs = {"image_size": config.image_size}
