@@ -120,3 +120,48 @@ def test_classify_cli_reports_bad_input_clearly(classified, tmp_path, capsys):
     assert main(["classify", str(root / "images"), "--run", str(root / "run"), "--labels",
                  str(one_class), "--out", str(tmp_path / "m")]) == 2
     assert "at least two classes" in capsys.readouterr().err
+
+
+def test_classify_reuses_pretrainings_decoded_cache(tmp_path, capsys):
+    """After pretraining decoded the folder, classify decodes only what was added since and
+    predicts what a fresh decode of the folder predicts."""
+    from sslstudio.data.cache import DecodedCache
+    from sslstudio.data.scan import scan_folder
+    from test_classifier import SIZE
+
+    images = tmp_path / "images"
+    truth = write_toy_folder(images, per_class=6, size=40, seed=4)
+    (images / "broken.png").write_bytes(b"\x89PNG not really")
+    with open(tmp_path / "labels.csv", "w", newline="") as handle:
+        handle.write("filename,label\n")
+        handle.writelines(f"{r},{c}\n" for i, (r, c) in enumerate(truth.items()) if i % 6 < 3)
+    make_run(tmp_path / "run", new_backbone())
+    # what pretraining leaves beside its run folder (RUN/../cache)
+    DecodedCache.build(images, scan_folder(images).images, SIZE, tmp_path / "cache")
+    write_toy_folder(tmp_path / "later", per_class=1, size=40, seed=5)
+    (tmp_path / "later" / "red" / "red_000.png").rename(images / "added.png")
+
+    def classify(out: str) -> dict[str, tuple[str, float]]:
+        assert main(["classify", str(images), "--run", str(tmp_path / "run"), "--labels",
+                     str(tmp_path / "labels.csv"), "--method", "linear",
+                     "--out", str(tmp_path / out)]) == 0
+        with open(tmp_path / out / "predictions.csv", newline="") as handle:
+            return {r["filename"]: (r["label"], float(r["confidence"]))
+                    for r in csv.DictReader(handle)}
+
+    from_cache = classify("m1")
+    err = capsys.readouterr().err
+    assert "reusing pretraining's decoded images" in err
+    assert "skipped unreadable image broken.png" in err
+    assert "added.png" in DecodedCache.open(tmp_path / "cache", SIZE).relpaths
+    assert "added.png" in from_cache
+
+    import shutil
+    shutil.rmtree(tmp_path / "cache")
+    decoded_here = classify("m2")
+    err = capsys.readouterr().err
+    assert "reusing" not in err and "skipped unreadable image broken.png" in err
+    assert set(from_cache) == set(decoded_here)
+    for name, (label, confidence) in from_cache.items():
+        assert decoded_here[name][0] == label
+        assert abs(decoded_here[name][1] - confidence) < 1e-5

@@ -1,6 +1,7 @@
 """`sslstudio classify FOLDER --run RUN_DIR --labels labels.csv --method M --out MODEL_DIR`.
 
-Decodes the folder with the app's preprocessing, fits the classifier on the
+Decodes the folder with the app's preprocessing (reusing the pretraining run's
+decoded cache when it holds the same folder), fits the classifier on the
 labelled subset, prints the honest (cross-validated) evaluation and a method
 recommendation, writes the model folder and MODEL_DIR/predictions.csv (the
 unlabeled images, least confident first: the ones worth labelling next).
@@ -100,6 +101,28 @@ def decode_folder(folder: Path, relpaths: list[str], size: int, progress=None):
     return pixels[:len(good)], good, bad
 
 
+def pretraining_cache(folder: Path, run_dir: Path, size: int):
+    """The run's decoded cache when it holds `folder` at `size`, else None.
+
+    Pretraining decodes every image once (into RUN/../cache or its --cache-dir), so
+    classifying the same folder afterwards only decodes what was added since.
+    """
+    from sslstudio.data.cache import DecodedCache
+
+    cache_dir = run_dir.parent / "cache"
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        if isinstance(config, dict) and isinstance(config.get("cache_dir"), str):
+            cache_dir = Path(config["cache_dir"])
+    except (OSError, ValueError):
+        pass
+    try:
+        cache = DecodedCache.open(cache_dir, size)
+    except (OSError, ValueError):
+        return None
+    return cache if cache.root == str(folder.resolve()) else None
+
+
 def _run_image_size(run_dir: Path) -> int | None:
     for name in ("backbone.json", "config.json"):
         try:
@@ -123,6 +146,8 @@ def write_unlabeled_predictions(path: Path, result) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sslstudio.commands.predict import ProgressBar
+    from sslstudio.data.cache import DecodedCache
+    from sslstudio.data.scan import scan_folder
     from sslstudio.export.model_dir import save_result
     from sslstudio.export.predict import list_images
     from sslstudio.train.downstream import (METHOD_GUIDE, ClassifierOptions, fit_classifier,
@@ -139,7 +164,12 @@ def run(args: argparse.Namespace) -> int:
               f"run?)", file=sys.stderr)
         return 2
     size = args.size or _run_image_size(run_dir) or 64
-    relpaths = list_images(folder)
+    cache = pretraining_cache(folder, run_dir, size)
+    if cache is not None:
+        scan = scan_folder(folder)
+        relpaths = [e.relpath for e in scan.images]
+    else:
+        relpaths = list_images(folder)
     try:
         labels, unmatched = read_labels_csv(Path(args.labels), relpaths)
     except LabelsFileError as exc:
@@ -148,9 +178,23 @@ def run(args: argparse.Namespace) -> int:
     if unmatched:
         print(f"warning: {len(unmatched)} labelled files not found in {folder}: "
               f"{', '.join(unmatched[:5])}{' …' if len(unmatched) > 5 else ''}", file=sys.stderr)
-    bar = ProgressBar("decoding")
-    pixels, good, bad = decode_folder(folder, relpaths, size, bar)
-    bar.close()
+    images = None
+    if cache is not None:
+        print(f"reusing pretraining's decoded images ({cache.cache_dir}); decoding only new "
+              f"or changed files", file=sys.stderr)
+        bar = ProgressBar("checking the decoded cache")
+        try:
+            cache = DecodedCache.build(folder, scan.images, size, cache.cache_dir, progress=bar)
+            images, good = cache, list(cache.relpaths)
+            bad = [(b.relpath, b.reason) for b in [*scan.bad, *cache.bad]]
+        except OSError as exc:  # e.g. a read-only cache folder: decode here instead
+            print(f"note: the cache could not be updated ({exc}); decoding the folder",
+                  file=sys.stderr)
+        bar.close()
+    if images is None:
+        bar = ProgressBar("decoding")
+        images, good, bad = decode_folder(folder, relpaths, size, bar)
+        bar.close()
     for relpath, reason in bad:
         print(f"skipped unreadable image {relpath}: {reason}", file=sys.stderr)
     labels = {r: c for r, c in labels.items() if r in set(good)}
@@ -159,8 +203,8 @@ def run(args: argparse.Namespace) -> int:
                                 augment_average=False if args.no_flip_average else None)
     bar = ProgressBar(f"fitting ({args.method})")
     try:
-        result = fit_classifier(run_dir, pixels, labels, args.method, options, ids=good,
-                                progress=bar)
+        result = fit_classifier(run_dir, images, labels, args.method, options,
+                                ids=None if images is cache else good, progress=bar)
     except (ValueError, FileNotFoundError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
