@@ -81,6 +81,8 @@ def test_zero_or_negative_counts_are_refused_with_the_option_name(tmp_path, caps
          "--minutes: must be a number above 0"),
         (["predict", "model", folder, "--batch-size", "0"], "--batch-size: must be at least 1"),
         (["evaluate", "model", folder, "--batch-size", "-8"], "--batch-size: must be at least 1"),
+        (["sample", folder, "--size", "8"], "--size: must be at least 16 (got 8)"),
+        (["sample", folder, "--per-class", "0"], "--per-class: must be at least 1 (got 0)"),
     ]
     for args, message in cases:
         with pytest.raises(SystemExit) as exit_:

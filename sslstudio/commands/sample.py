@@ -6,15 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from sslstudio.commands.arguments import int_at_least, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sslstudio.data.sample import DEFAULT_PER_CLASS
 
     parser.add_argument("dest", metavar="DEST", nargs="?",
                         help="folder to write into (default: the app's sample folder)")
-    parser.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
+    parser.add_argument("--per-class", type=positive_int, default=DEFAULT_PER_CLASS,
                         help=f"images per class (default {DEFAULT_PER_CLASS})")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    parser.add_argument("--size", type=int_at_least(16), default=64, help="image side in pixels (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
@@ -22,9 +24,6 @@ def run(args: argparse.Namespace) -> int:
     from sslstudio import paths
     from sslstudio.data.sample import CLASSES, TRUTH_FILE, generate_sample_dataset
 
-    if args.per_class < 1 or args.size < 16:
-        print("sslstudio sample: --per-class must be ≥ 1 and --size ≥ 16", file=sys.stderr)
-        return 2
     dest = Path(args.dest).expanduser() if args.dest else paths.sample_images_dir()
     if dest.exists() and not dest.is_dir():
         print(f"sslstudio sample: not a folder: {dest}", file=sys.stderr)
