@@ -117,3 +117,26 @@ def test_cancel_stops_training_without_a_model(qtbot, tmp_path, toy_folder):
     assert "Cancelled" in page.status_label.text()
     assert store.models() == []
     store.close()
+
+
+def test_progress_bar_tells_the_time_left(qtbot, tmp_path, toy_folder):
+    """Self-training takes minutes on a CPU: the bar says how many are left, and stops
+    saying it when the fit ends."""
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+    from sslstudio.train.time_left import TimeLeft
+
+    store, _ = make_project(tmp_path, toy_folder)
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    now = [0.0]
+    page.time_left = TimeLeft(clock=lambda: now[0])
+    for t in range(100):                     # one unit a second, 200 units in all
+        now[0] = float(t)
+        page._on_progress(t, 200)
+    assert page.progress.text().endswith("· ETA 1 min 41 s"), page.progress.text()
+    page._on_error(RuntimeError("the disk is full"))
+    assert "ETA" not in page.progress.text()
+    assert "the disk is full" in page.status_label.text()
+    store.close()

@@ -13,18 +13,30 @@ class ProgressBar:
     """A one-line text progress bar on stderr (redrawn at most ~10 times a second)."""
 
     def __init__(self, label: str, stream=None, width: int = 30) -> None:
+        from sslstudio.train.time_left import TimeLeft
+
         self.label, self.stream, self.width = label, stream or sys.stderr, width
+        self.time_left = TimeLeft()
         self._last = 0.0
         self._drawn = False
+        self._length = 0
 
     def __call__(self, done: int, total: int) -> None:
+        from sslstudio.train.events import format_duration
+
+        left = self.time_left.update(done, total)
         now = time.monotonic()
         if done < total and now - self._last < 0.1:
             return
         self._last = now
         filled = int(self.width * done / total) if total else self.width
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}")
+        line = f"{self.label} [{bar}] {done}/{total}"
+        if left is not None and done < total:
+            line += f" ETA {format_duration(left)}"
+        # pad over the end of a longer previous line (the ETA comes and goes)
+        self.stream.write("\r" + line.ljust(self._length))
+        self._length = len(line)
         self.stream.flush()
         self._drawn = True
 

@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from sslstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
+from sslstudio.gui.widgets.plots import format_eta
+from sslstudio.train.time_left import TimeLeft
 
 METHODS = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
 METHOD_TITLES = {
@@ -114,6 +116,7 @@ class ClassifierPage(QWidget):
         self.last_error = ""
         self._curve_x: list[float] = []
         self._curve_y: list[float] = []
+        self.time_left = TimeLeft()
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(100)
         self._progress_timer.timeout.connect(self._poll_progress)
@@ -344,6 +347,8 @@ class ClassifierPage(QWidget):
         self.cancel_requested = False
         self.last_error = ""
         self.progress.setRange(0, 0)
+        self.progress.setFormat("%p%")
+        self.time_left = TimeLeft()
         self.status_label.setText(f"Training {METHOD_TITLES[method]}…")
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -386,6 +391,9 @@ class ClassifierPage(QWidget):
         if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total:
             self.progress.setRange(0, int(total))
             self.progress.setValue(int(done))
+            left = self.time_left.update(done, total)
+            self.progress.setFormat("%p%" if left is None or done >= total
+                                    else f"%p% · ETA {format_eta(left)}")
         extra = args[2] if len(args) >= 3 and isinstance(args[2], dict) else info
         if isinstance(extra, dict):
             if extra.get("stage"):
@@ -400,6 +408,7 @@ class ClassifierPage(QWidget):
         from sslstudio.gui.workers import error_text
 
         self.worker = None
+        self.progress.setFormat("%p%")
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
@@ -414,6 +423,7 @@ class ClassifierPage(QWidget):
 
     def _on_result(self, outcome: dict) -> None:
         self.worker = None
+        self.progress.setFormat("%p%")
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
