@@ -99,7 +99,8 @@ class ContrastiveTask(PretextTask):
     def preview(self, inputs, outputs, targets, max_items: int = 8) -> list[PreviewImage]:
         n = inputs.shape[0] // 2
         count = min(max_items, n)
-        _, similarity, logits = nt_xent(outputs, targets, self.temperature)
+        # a preview needs no graph (a caller may pass outputs straight from training)
+        _, similarity, logits = nt_xent(outputs.detach(), targets, self.temperature)
         similarity = similarity.cpu()
         rank = (logits > logits.gather(1, targets.view(-1, 1))).sum(dim=1).cpu() + 1
         views = previews.to_uint8(inputs)
