@@ -403,3 +403,17 @@ def test_fitting_flushes_denormals_in_the_thread_that_trains():
     worker.start()
     worker.join()
     assert seen == {"before": False, "during": True}
+
+
+def test_progress_stages_share_the_bar_by_weight():
+    from sslstudio.train.downstream.fit import _Stages
+
+    calls = []
+    stages = _Stages(lambda done, total: calls.append((done, total)), 3, weights=[1, 9, 10])
+    stages.stage(0)(1, 1)
+    stages.stage(1)(1, 2)
+    stages.stage(2)(2, 2)
+    assert calls == [(150, 3000), (825, 3000), (3000, 3000)]
+    equal = []
+    _Stages(lambda d, t: equal.append((d, t)), 2).stage(0)(1, 2)
+    assert equal == [(500, 2000)]

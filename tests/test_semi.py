@@ -211,6 +211,11 @@ def test_self_training_trains_the_network_validates_honestly_and_exports(tmp_pat
     assert set(result.validation_truth) <= set(labels)
     assert calls and calls[-1][0] == calls[-1][1]
     assert all(a[0] / a[1] <= b[0] / b[1] + 1e-9 for a, b in zip(calls, calls[1:]))
+    # the bar moves in proportion to the work: the features (24 images and their mirror
+    # images) are a sliver of it beside two trainings of 8 + 8 images a step, not a third,
+    # so it never jumps by more than a few steps' worth
+    shares = [0.0] + [d / t for d, t in calls]
+    assert max(b - a for a, b in zip(shares, shares[1:])) < 3 / (2 * result.info["steps"])
     # the two brightness classes are easy: the unlabelled images come out right
     truth = {str(i): c for i, c in enumerate(classes)}
     assert np.mean([truth[p.id] == p.label for p in result.predictions]) >= 0.9

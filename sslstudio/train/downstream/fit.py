@@ -184,7 +184,11 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
                        f"labels held out; training the network per fold is slow)")
         plan.folds = kept
     n_stages = {"semi": 3, "selftrain": 2 + len(plan.folds)}.get(method, 2)
-    stages = _Stages(progress, n_stages)
+    weights = None
+    if method == "selftrain":   # the features take seconds, each training minutes
+        training = selftrain.image_passes(len(image_set) - len(labelled), opts.selftrain)
+        weights = [len(image_set) * (2 if flip else 1)] + [training] * (n_stages - 1)
+    stages = _Stages(progress, n_stages, weights=weights)
     if needs_features:
         feats = cached_features(backbone, image_set, cache_dir=opts.feature_cache_dir,
                                 batch_size=opts.batch_size, device=device,
@@ -317,16 +321,25 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
 
 
 class _Stages:
-    """One progress bar over several stages of a fit: stage(i) gives stage i's callback."""
+    """One progress bar over several stages of a fit: stage(i) gives stage i's callback.
 
-    def __init__(self, progress: ProgressFn | None, n: int, scale: int = 1000) -> None:
-        self.progress, self.n, self.scale = progress, n, scale
+    `weights` (default: equal) give each stage its share of the bar, in proportion to its
+    expected time, so that a time-left estimate from the bar's speed holds across stages.
+    """
+
+    def __init__(self, progress: ProgressFn | None, n: int, scale: int = 1000,
+                 weights: list[float] | None = None) -> None:
+        self.progress, self.total = progress, scale * n
+        weights = [float(w) for w in weights] if weights else [1.0] * n
+        whole = sum(weights)
+        self.starts = [sum(weights[:i]) / whole for i in range(n)]
+        self.widths = [w / whole for w in weights]
 
     def stage(self, i: int):
         def report(done: int, total: int) -> None:
             if self.progress is not None and total > 0:
-                self.progress(int(self.scale * (i + min(1.0, done / total))),
-                              self.scale * self.n)
+                share = self.starts[i] + self.widths[i] * min(1.0, done / total)
+                self.progress(int(round(self.total * share)), self.total)
         return report
 
 

@@ -75,6 +75,13 @@ def steps_for(n_unlabelled: int, s: SelfTrainSettings) -> int:
     return int(min(s.max_steps, max(s.min_steps, round(s.epochs * per_epoch))))
 
 
+def image_passes(n_unlabelled: int, s: SelfTrainSettings) -> int:
+    """The work of one self_train call in single-image forward passes (a backward pass
+    counts two): per step a weak and a strong forward of the unlabelled batch, one of the
+    labelled batch, and backward passes through the strong and labelled ones."""
+    return steps_for(n_unlabelled, s) * (4 * s.batch_size + 3 * s.labelled_batch)
+
+
 # the probe shares cross-validation chooses from; 0.5 where there are too few labels to validate
 PROBE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 UNVALIDATED_PROBE_SHARE = 0.5
