@@ -298,7 +298,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
         info.update(epochs=epochs, validation_curve=history)
         if not folds:
             honest = None
-    model = model.cpu().eval()
+    model = model.eval()  # still on the fit's device: the unlabelled images are predicted there
     result = ClassifierResult(model=model, classes=classes, method=method, metrics={}, info=info)
     _fill_validation(result, honest, plan, image_set.ids, labelled, y_idx)
     check_cancel(cancel)
@@ -306,15 +306,17 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     unlabeled = np.setdiff1d(np.arange(len(image_set)), labelled)
     if len(unlabeled) and opts.predict_unlabelled:
         if feats is not None and method in FEATURE_METHODS:
+            model = model.cpu()
             with torch.no_grad():
                 probs = model.head(torch.from_numpy(feats[unlabeled])).double()
                 probs = probs.numpy() if method == "knn" else torch.softmax(probs, 1).numpy()
         else:
-            probs = predict_probs(model, image_set, unlabeled, "cpu")
+            probs = predict_probs(model, image_set, unlabeled, device)
         result.predictions = sorted(
             (Prediction(image_set.ids[r], classes[int(p.argmax())], float(p.max()),
                         [float(v) for v in p]) for r, p in zip(unlabeled, probs)),
             key=lambda pr: pr.confidence)
+    result.model = model.cpu()
     info["backbone_config"] = backbone_config
     info["seconds"] = round(time.perf_counter() - started, 3)
     return result
