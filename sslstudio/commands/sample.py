@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder to write into (default: the app's sample folder)")
     parser.add_argument("--per-class", type=positive_int, default=DEFAULT_PER_CLASS,
                         help=f"images per class (default {DEFAULT_PER_CLASS})")
-    parser.add_argument("--size", type=int_at_least(16), default=64, help="image side in pixels (default 64)")
+    parser.add_argument("--size", type=int_at_least(16), default=64,
+                        help="image side in pixels (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 

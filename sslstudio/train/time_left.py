@@ -1,11 +1,11 @@
 """How long a piece of long work still needs, from its recent progress.
 
 For work that reports only (done, total): the classifier stage, in the CLI's progress
-bars and on the Classifier page (pretraining computes its own ETA from its step plan). The rate
-comes from the last `window` seconds only, and from the slower of that window and its
-recent half: a fit's stages run at very different speeds (features in seconds, then
-minutes of training), so a rate that still counts the fast stage would promise far too
-little time once the slow one begins. Erring long is kinder than erring short.
+bars and on the Classifier page (pretraining computes its own ETA from its step plan).
+The rate comes from the last `window` seconds only, and from the slower of that window
+and its recent half, so that a burst of fast progress (a stage that went quicker than
+its share of the bar) soon stops promising too little time. Erring long is kinder than
+erring short. No progress for half the window: no estimate.
 """
 
 from __future__ import annotations
