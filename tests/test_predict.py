@@ -165,3 +165,21 @@ def test_classify_reuses_pretrainings_decoded_cache(tmp_path, capsys):
     for name, (label, confidence) in from_cache.items():
         assert decoded_here[name][0] == label
         assert abs(decoded_here[name][1] - confidence) < 1e-5
+
+
+def test_classify_passes_selftrain_epochs_to_the_fit(classified, tmp_path, monkeypatch):
+    """--selftrain-epochs sets SelfTrainSettings.epochs of the fit (the default stays 20)."""
+    import sslstudio.train.downstream as downstream
+
+    root, _, _, _ = classified
+    seen = []
+
+    def fake_fit(run_dir, images, labels, method, options, **kwargs):
+        seen.append(options.selftrain.epochs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(downstream, "fit_classifier", fake_fit)
+    args = ["classify", str(root / "images"), "--run", str(root / "run"), "--labels",
+            str(root / "labels.csv"), "--method", "selftrain", "--out", str(tmp_path / "m")]
+    assert main(args) == 2 and main([*args, "--selftrain-epochs", "40"]) == 2
+    assert seen == [20.0, 40.0]
