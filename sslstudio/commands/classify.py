@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="partial/finetune/scratch: most epochs (early stopping may stop sooner)")
     parser.add_argument("--selftrain-epochs", type=positive_float, default=None, metavar="N",
                         help="selftrain: passes over the unlabelled images (default 20; 40 "
-                             "measured 0.7-1.1 points better after a short pretraining, in "
+                             "measured 0.6-1.1 points better after a short pretraining, in "
                              "twice the time; docs/benchmarks-classifier.md)")
     parser.add_argument("--stages", type=positive_int, default=1,
                         help="partial: how many of the backbone's last stages to train")
