@@ -8,7 +8,7 @@ inspect (previews, embedding map) → label the suggested images (10 per class o
 average) → the recommended classifier → export to ONNX and try an image. The
 labels come from the sample's hidden truth file so the tour is repeatable; a
 person would press 1–6 in the Label page instead. Writes
-start/data/pretrain/inspect/label/classifier/export.png next to this file (or into
+start/data/pretrain/inspect/label/classifier(-training)/export.png next to this file (or into
 --out). Uses its own SSLSTUDIO_HOME under /tmp.
 """
 
@@ -104,7 +104,12 @@ def main() -> int:
     settle(0.5)  # the page preselects its recommended method: the default path a user takes
     if not classifier.train():
         raise SystemExit("tour: the classifier did not start")
-    # selftrain (the recommendation) trains the network twice: several minutes on a CPU
+    # selftrain (the recommendation) trains the network twice: several minutes on a CPU,
+    # so the bar says how long is left
+    wait_until(lambda: "ETA" in classifier.progress.text() or not classifier.is_running(),
+               600, "the classifier's time estimate")
+    if classifier.is_running():
+        shot("classifier-training")
     wait_until(lambda: not classifier.is_running(), 1500, "the classifier")
     settle(1.0)
     shot("classifier")
