@@ -7,14 +7,14 @@ import sys
 import time
 
 from sslstudio.commands.arguments import positive_int
+from sslstudio.train.events import format_duration
+from sslstudio.train.time_left import TimeLeft
 
 
 class ProgressBar:
     """A one-line text progress bar on stderr (redrawn at most ~10 times a second)."""
 
     def __init__(self, label: str, stream=None, width: int = 30) -> None:
-        from sslstudio.train.time_left import TimeLeft
-
         self.label, self.stream, self.width = label, stream or sys.stderr, width
         self.time_left = TimeLeft()
         self._last = 0.0
@@ -22,13 +22,11 @@ class ProgressBar:
         self._length = 0
 
     def __call__(self, done: int, total: int) -> None:
-        from sslstudio.train.events import format_duration
-
-        left = self.time_left.update(done, total)
         now = time.monotonic()
         if done < total and now - self._last < 0.1:
             return
         self._last = now
+        left = self.time_left.update(done, total)  # ten samples a second are plenty
         filled = int(self.width * done / total) if total else self.width
         bar = "#" * filled + "-" * (self.width - filled)
         line = f"{self.label} [{bar}] {done}/{total}"
