@@ -202,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     for relpath, reason in bad:
         print(f"skipped unreadable image {relpath}: {reason}", file=sys.stderr)
-    labels = {r: c for r, c in labels.items() if r in set(good)}
+    decoded = set(good)
+    labels = {r: c for r, c in labels.items() if r in decoded}
     options = ClassifierOptions(seed=args.seed, device=args.device, epochs=args.epochs,
                                 trainable_stages=args.stages,
                                 augment_average=False if args.no_flip_average else None)
