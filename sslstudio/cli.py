@@ -27,7 +27,7 @@ COMMANDS = {
     "install-desktop": "add SSL Studio to the desktop's application menu (Linux)",
 }
 # Started by the app, not typed by people: parsed like the others, not listed in --help.
-HIDDEN_COMMANDS = ("pretrain-worker",)
+HIDDEN_COMMANDS = ("pretrain-worker", "classifier-worker")
 
 
 def _command_module(name: str):

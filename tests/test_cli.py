@@ -90,3 +90,16 @@ def test_zero_or_negative_counts_are_refused_with_the_option_name(tmp_path, caps
         assert exit_.value.code == 2, args
         assert message in capsys.readouterr().err, args
     assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_classifier_worker_refuses_a_missing_or_odd_job(tmp_path, capsys):
+    """The app's classifier process says why it cannot start, instead of a traceback."""
+    assert main(["classifier-worker", "--job", str(tmp_path / "nowhere")]) == 2
+    assert "cannot read the classifier job" in capsys.readouterr().err
+    (tmp_path / "job.json").write_text('{"project_dir": "p", "colour": 1}')
+    assert main(["classifier-worker", "--job", str(tmp_path)]) == 2
+    assert "unknown classifier job fields: colour" in capsys.readouterr().err
+    (tmp_path / "job.json").write_text('{"project_dir": "p"}')
+    assert main(["classifier-worker", "--job", str(tmp_path)]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not (tmp_path / "outcome.json").exists()

@@ -140,3 +140,72 @@ def test_progress_bar_tells_the_time_left(qtbot, tmp_path, toy_folder):
     assert "ETA" not in page.progress.text()
     assert "the disk is full" in page.status_label.text()
     store.close()
+
+
+def _fitting_page(qtbot, tmp_path, toy_folder, method="finetune"):
+    """A page with a fit of ``method`` started in its worker process."""
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+
+    store, truth = make_project(tmp_path, toy_folder)
+    pretrained_run(store)
+    store.set_labels(truth)
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    page.set_method(method)
+    assert page.train()
+    return page, store
+
+
+def test_a_killed_fit_process_becomes_a_readable_failure(qtbot, tmp_path, toy_folder):
+    """The fit runs in its own process; when that process dies mid-fit, the page says so,
+    the Train button comes back and nothing is saved."""
+    page, store = _fitting_page(qtbot, tmp_path, toy_folder)
+    process = page.worker
+    job_dir = process.job_dir
+    # progress travels from the process to the bar
+    qtbot.waitUntil(lambda: page.progress.maximum() > 0 and page.progress.value() > 0,
+                    timeout=60_000)
+    with qtbot.waitSignal(page.training_finished, timeout=30_000) as blocker:
+        process.process.kill()
+    assert blocker.args == [False]
+    text = page.status_label.text()
+    assert "Training failed" in text and "crashed" in text, text
+    assert page.train_button.isEnabled() and not page.is_running()
+    assert store.models() == [] and not job_dir.exists()
+    store.close()
+
+
+def test_closing_the_window_ends_a_fit_in_flight(qtbot, tmp_path, toy_folder):
+    page, store = _fitting_page(qtbot, tmp_path, toy_folder)
+    process = page.worker
+    qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=60_000)
+    page.shutdown()           # what the main window calls on close
+    assert process.process.state() == process.process.ProcessState.NotRunning
+    assert process.outcome["status"] == "cancelled"
+    assert not any(Path(store.models_dir).iterdir())   # no half-written model folder
+    store.close()
+
+
+def test_a_failing_fit_shows_its_reason(qtbot, tmp_path, toy_folder):
+    """An error inside the worker process reaches the page in words."""
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+
+    store, truth = make_project(tmp_path, toy_folder)
+    run_dir = pretrained_run(store)
+    (run_dir / "backbone.safetensors").write_bytes(b"not a safetensors file")
+    store.set_labels(truth)
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    page.set_method("linear")
+    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+        assert page.train()
+    assert blocker.args == [False]
+    assert "Training failed" in page.status_label.text()
+    assert "damaged or not a safetensors file" in page.last_error, page.last_error
+    assert "Traceback" in page.last_error_details
+    assert store.models() == []
+    store.close()

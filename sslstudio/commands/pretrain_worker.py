@@ -22,8 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a PretrainConfig as JSON")
     parser.add_argument("--control", required=True, metavar="FILE",
                         help="a file holding run, pause or stop")
+    add_worker_arguments(parser, "stop (with a checkpoint) when this process is gone")
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, parent_gone_help: str) -> None:
+    """The options every worker process of the app takes: its parent, its priority."""
     parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
-                        help="stop (with a checkpoint) when this process is gone")
+                        help=parent_gone_help)
     parser.add_argument("--nice", type=int, default=10, metavar="N",
                         help="lower this process's CPU priority by N so the window stays "
                              "responsive (POSIX; 0 keeps it)")

@@ -37,7 +37,60 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "sslstudio"]
 
 
-class PretrainProcess(QObject):
+def child_environment() -> QProcessEnvironment:
+    """The app's environment for a worker process, which must import this very sslstudio
+    wherever the app was started from, and print its output as it goes."""
+    env = QProcessEnvironment.systemEnvironment()
+    env.insert("PYTHONUNBUFFERED", "1")
+    package_parent = str(Path(__file__).resolve().parents[2])
+    existing = env.value("PYTHONPATH", "")
+    env.insert("PYTHONPATH", package_parent + (os.pathsep + existing if existing else ""))
+    return env
+
+
+class WorkerProcess(QObject):
+    """A child ``sslstudio`` process: keeps the tail of its output and, however it ends
+    (exits, crashes, fails to start), calls ``_finish(why)`` with the reason in words."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.output = ""
+        self.exit_code: int | None = None
+        self.process = QProcess(self)
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        self.process.readyReadStandardOutput.connect(self._read_output)
+        self.process.finished.connect(self._on_finished)
+        self.process.errorOccurred.connect(self._on_process_error)
+
+    def _start_worker(self, arguments: list[str]) -> None:
+        self.process.setProcessEnvironment(child_environment())
+        program, *first = worker_command()
+        self.process.start(program, [*first, *arguments])
+
+    def _read_output(self) -> None:
+        data = bytes(self.process.readAllStandardOutput()).decode("utf-8", errors="replace")
+        self.output = (self.output + data)[-OUTPUT_TAIL_CHARS:]
+
+    def _last_output_line(self) -> str:
+        lines = self.output.strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def _on_finished(self, exit_code: int, exit_status) -> None:
+        self._read_output()
+        self.exit_code = exit_code
+        crashed = exit_status == QProcess.ExitStatus.CrashExit
+        self._finish(f"the training process {'crashed' if crashed else 'ended'} "
+                     f"(exit code {exit_code})")
+
+    def _on_process_error(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._finish(f"the training process could not start: {self.process.errorString()}")
+
+    def _finish(self, why: str) -> None:
+        raise NotImplementedError
+
+
+class PretrainProcess(WorkerProcess):
     """One pretraining run in a child process; emits ``event(dict)`` like an EventBridge."""
 
     event = Signal(dict)
@@ -48,16 +101,9 @@ class PretrainProcess(QObject):
         self.config = config
         self.run_dir = Path(config.out)
         self.control_path = self.run_dir / CONTROL_FILE
-        self.output = ""
         self.saw_end = False
-        self.exit_code: int | None = None
         self.follower = RunFollower(self.run_dir, interval_ms=poll_ms, parent=self)
         self.follower.event.connect(self._on_event)
-        self.process = QProcess(self)
-        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        self.process.readyReadStandardOutput.connect(self._read_output)
-        self.process.finished.connect(self._on_finished)
-        self.process.errorOccurred.connect(self._on_process_error)
         self._exited = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -70,18 +116,10 @@ class PretrainProcess(QObject):
         config_path = self.run_dir / CONFIG_FILE
         config_path.write_text(self.config.to_json(), encoding="utf-8")
         write_control_state(self.control_path, "run")
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        # the child must import this very sslstudio, wherever the app was started from
-        package_parent = str(Path(__file__).resolve().parents[2])
-        existing = env.value("PYTHONPATH", "")
-        env.insert("PYTHONPATH", package_parent + (os.pathsep + existing if existing else ""))
-        self.process.setProcessEnvironment(env)
-        program, *first = worker_command()
-        arguments = [*first, "pretrain-worker", "--config", str(config_path),
-                     "--control", str(self.control_path), "--parent-pid", str(os.getpid())]
         self.follower.start()
-        self.process.start(program, arguments)
+        self._start_worker(["pretrain-worker", "--config", str(config_path),
+                            "--control", str(self.control_path),
+                            "--parent-pid", str(os.getpid())])
 
     def is_running(self) -> bool:
         return not self._exited
@@ -125,21 +163,6 @@ class PretrainProcess(QObject):
             self.saw_end = True
         self.event.emit(event)
 
-    def _read_output(self) -> None:
-        data = bytes(self.process.readAllStandardOutput()).decode("utf-8", errors="replace")
-        self.output = (self.output + data)[-OUTPUT_TAIL_CHARS:]
-
-    def _on_finished(self, exit_code: int, exit_status) -> None:
-        self._read_output()
-        self.exit_code = exit_code
-        crashed = exit_status == QProcess.ExitStatus.CrashExit
-        self._finish(f"the training process {'crashed' if crashed else 'ended'} "
-                     f"(exit code {exit_code})")
-
-    def _on_process_error(self, error) -> None:
-        if error == QProcess.ProcessError.FailedToStart:
-            self._finish(f"the training process could not start: {self.process.errorString()}")
-
     def _finish(self, why: str) -> None:
         if self._exited:
             return
@@ -147,8 +170,8 @@ class PretrainProcess(QObject):
         self.follower.poll()  # the events written just before the process ended
         self.follower.stop()
         if not self.saw_end:
-            last = self.output.strip().splitlines()[-1:] or [""]
-            message = f"{why} before the run ended" + (f": {last[0]}" if last[0] else "")
+            last = self._last_output_line()
+            message = f"{why} before the run ended" + (f": {last}" if last else "")
             details = self.output.strip()
             step = self.follower.last_step
             self._on_event(make_event("error", step, message=message, details=details))

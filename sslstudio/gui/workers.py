@@ -232,11 +232,11 @@ def _describe(fn: Callable) -> str:
 def leave_a_core_for_the_window() -> int:
     """Cap torch's CPU threads at cores − 1; returns torch's thread count afterwards.
 
-    Called before torch work in one of the app's threads (classifier training); the cap
-    is process-wide. With every core busy in torch kernels the UI thread waited for a
-    CPU: on 2 cores the event-loop p99 gap roughly halved with one core free
-    (docs/benchmarks-gui-training.md). Pretraining runs in its own, lower-priority
-    process instead and keeps every core.
+    For long torch work in one of the app's threads; the cap is process-wide. With every
+    core busy in torch kernels the UI thread waited for a CPU: on 2 cores the event-loop
+    p99 gap roughly halved with one core free (docs/benchmarks-gui-training.md). The app's
+    long fits (pretraining, the classifier) now run in their own lower-priority processes
+    and keep every core; the benchmarks call this for their "thread" rows (the old design).
     """
     import os
 

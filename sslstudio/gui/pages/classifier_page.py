@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,8 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sslstudio.gui.classifier_process import ClassifierProcess
 from sslstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
 from sslstudio.gui.widgets.plots import format_eta
+from sslstudio.train.classifier_job import ClassifierJob
 from sslstudio.train.time_left import TimeLeft
 
 METHODS = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
@@ -114,12 +116,10 @@ class ClassifierPage(QWidget):
         self.predictions: dict[str, tuple[str, float]] = {}
         self.model_dir: Path | None = None
         self.last_error = ""
+        self.last_error_details = ""
         self._curve_x: list[float] = []
         self._curve_y: list[float] = []
         self.time_left = TimeLeft()
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setInterval(100)
-        self._progress_timer.timeout.connect(self._poll_progress)
         self._build()
         if hasattr(ctx, "project_changed"):
             ctx.project_changed.connect(self.on_project_changed)
@@ -355,28 +355,41 @@ class ClassifierPage(QWidget):
         self._curve_x, self._curve_y = [], []
         self.curve_item.setData([], [])
         self.curve.setVisible(method in ("partial", "finetune", "scratch"))
-        job = TrainJob(store, run_dir, method, model_dir, labels,
-                       efficiency=self.efficiency_check.isChecked(),
-                       mirror=not self.mirror_check.isChecked(),
-                       cancel=lambda: self.cancel_requested)
-        self.job = job
-        self.worker = self.ctx.run_in_background(job.run, on_result=self._on_result,
-                                                 on_error=self._on_error)
-        self._progress_timer.start()
+        job = ClassifierJob(project_dir=str(store.project_dir),
+                            run_dir=None if run_dir is None else str(run_dir), method=method,
+                            model_dir=str(model_dir), labels=dict(labels),
+                            efficiency=self.efficiency_check.isChecked(),
+                            mirror=not self.mirror_check.isChecked())
+        process = ClassifierProcess(job, Path(store.cache_dir) / "classifier-jobs"
+                                    / model_dir.name, parent=self)
+        process.progress.connect(self._on_progress)
+        process.finished.connect(self._on_finished)
+        self.worker = process
+        try:
+            process.start()
+        except OSError as exc:
+            self._on_error(f"cannot write the job folder: {exc}")
+            return False
         return True
 
-    def _poll_progress(self) -> None:
-        """The job records (done, total) in its thread; the UI reads it here, 10 times a second."""
-        job = getattr(self, "job", None)
-        if job is None or self.worker is None:
-            self._progress_timer.stop()
+    def _on_finished(self, outcome: dict) -> None:
+        if outcome.get("status") == "done":
+            self._on_result(outcome)
             return
-        done, total = job.latest
-        if total:
-            self._on_progress(done, total)
+        self.last_error_details = str(outcome.get("details") or "")
+        self._on_error("cancelled" if outcome.get("status") == "cancelled"
+                       else str(outcome.get("message") or "unknown error"))
+
+    def shutdown(self) -> None:
+        """The window closes: a fit in flight is cancelled (it saves nothing half-done)."""
+        if self.worker is not None:
+            self.worker.shutdown()
 
     def cancel(self) -> None:
+        if self.worker is None:
+            return
         self.cancel_requested = True
+        self.worker.cancel()
         self.status_label.setText("Cancelling…")
         self.cancel_button.setEnabled(False)
 
@@ -441,10 +454,11 @@ class ClassifierPage(QWidget):
             except Exception:  # noqa: BLE001
                 pass
         self._show_figures(self.report, method)
+        self._draw_history(outcome.get("history") or [])
         classes = self.report.get("classes") or sorted(set(outcome.get("truth", {}).values()))
         self.confusion.set_results(classes, outcome.get("truth", {}), outcome.get("validated", {}))
         self._fill_per_class(self.report)
-        self.predictions = dict(outcome.get("predictions", {}))
+        self.predictions = {r: tuple(p) for r, p in outcome.get("predictions", {}).items()}
         self._fill_predictions()
         self._show_sample_check()
         if outcome.get("efficiency"):
@@ -514,6 +528,14 @@ class ClassifierPage(QWidget):
             f"<b>{report['accuracy']:.1%}</b>, balanced accuracy "
             f"<b>{report['balanced_accuracy']:.1%}</b> on {report.get('n', '?')} validated "
             f"labels ({report.get('scheme', 'held-out folds')}; never training accuracy).")
+
+    def _draw_history(self, history: list) -> None:
+        """The fine-tuned fits' validation score per epoch (mean over the folds)."""
+        points = [(i + 1, float(v)) for i, v in enumerate(history) if v is not None]
+        self._curve_x = [x for x, _ in points]
+        self._curve_y = [y for _, y in points]
+        self.curve_item.setData(self._curve_x, self._curve_y)
+        self.curve.setVisible(bool(points))
 
     def _fill_per_class(self, report: dict) -> None:
         rows = list((report.get("per_class") or {}).items())
@@ -590,116 +612,6 @@ class ClassifierPage(QWidget):
         dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.show()
         self.cell_dialog = dialog
-
-
-class TrainJob:
-    """What runs in the worker: fit, evaluate, predict the unlabelled images, save."""
-
-    def __init__(self, store, run_dir, method, model_dir, labels, efficiency=False,
-                 cancel=None, mirror: bool = True) -> None:
-        self.store, self.run_dir, self.method = store, run_dir, method
-        self.model_dir, self.labels = Path(model_dir), dict(labels)
-        self.efficiency, self.cancel, self.mirror = efficiency, cancel, mirror
-        self.latest = (0, 0)   # (done, total), written by the worker thread, read by the UI
-
-    def _record(self, done, total) -> None:
-        self.latest = (int(done), int(total))
-
-    def run(self, progress=None) -> dict:
-        progress = progress if callable(progress) else self._record
-        from sslstudio.gui.pages.inspect_page import load_dataset_images
-        from sslstudio.gui.workers import leave_a_core_for_the_window
-        from sslstudio.train.classifier import ClassifierOptions, fit_classifier, load_pretrained
-
-        leave_a_core_for_the_window()
-        if self.run_dir is not None:
-            backbone, config = load_pretrained(self.run_dir)
-        else:  # scratch without a pretraining run: the small default network
-            from sslstudio.models.backbones import create_backbone
-            backbone, config = create_backbone("small_cnn", image_size=64), {"image_size": 64}
-        size = int(config.get("image_size") or 64)
-        relpaths, images = load_dataset_images(self.store, size)
-        labels = {r: c for r, c in self.labels.items() if r in set(relpaths)}
-        options = ClassifierOptions(feature_cache_dir=str(Path(self.store.cache_dir) / "features"),
-                                    epochs=15 if self.method != "linear" else 30,
-                                    augment_average=self.mirror)
-        result = fit_classifier(backbone, images, labels, self.method, options, ids=relpaths,
-                                progress=progress, cancel=self.cancel)
-        self._save(result, config)
-        outcome = {
-            "method": self.method, "run_dir": self.run_dir, "model_dir": self.model_dir,
-            "report": {**result.metrics, "classes": result.classes},
-            "truth": dict(result.validation_truth),
-            "validated": dict(result.validation_predictions),
-            "predictions": {p.id: (p.label, p.confidence) for p in result.predictions},
-            "notes": list(result.metrics.get("notes") or []),
-            "history": result.info.get("validation_curve"),
-        }
-        if self.efficiency and self.run_dir is not None:
-            outcome["efficiency"] = self._label_efficiency(backbone, images, relpaths, labels,
-                                                           progress)
-        return outcome
-
-    def _save(self, result, backbone_config: dict) -> None:
-        """The model folder (model.safetensors + model.json), through the core when it can."""
-        try:
-            from sslstudio.export.model_dir import save_result
-        except ImportError:
-            save_result = None
-        if save_result is not None:
-            save_result(self.model_dir, result, int(backbone_config.get("image_size") or 64))
-            return
-        # fallback: the documented folder layout, written here
-        import json
-
-        from safetensors.torch import save_file
-
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-        save_file(state, str(self.model_dir / "model.safetensors"))
-        info = {"classes": result.classes, "method": result.method,
-                "image_size": int(backbone_config.get("image_size") or 64),
-                "backbone": backbone_config, "metrics": _jsonable_report(result.metrics),
-                "head_kind": getattr(result.model, "head_kind", "linear"),
-                "preprocessing": "RGB, shorter side resized to image_size, centre crop, "
-                                 "float [0,1]; the model normalises inside"}
-        (self.model_dir / "model.json").write_text(json.dumps(info, indent=2, default=str))
-
-    def _label_efficiency(self, backbone, images, relpaths, labels, progress):
-        """Balanced accuracy vs labels per class, pretrained (linear) vs scratch."""
-        try:
-            from sslstudio.train.classifier import label_efficiency
-        except ImportError:
-            label_efficiency = None
-        if label_efficiency is not None:
-            return label_efficiency(backbone, images, labels, ids=relpaths, cancel=self.cancel)
-        from sslstudio.train.classifier import ClassifierOptions, fit_classifier
-
-        rng = np.random.default_rng(0)
-        by_class: dict[str, list[str]] = {}
-        for relpath, name in labels.items():
-            by_class.setdefault(name, []).append(relpath)
-        largest = min(len(v) for v in by_class.values())
-        rows = []
-        for per_class in [n for n in (1, 2, 5, 10, 25) if n < largest] + [largest]:
-            subset = {}
-            for name, members in by_class.items():
-                for relpath in rng.permutation(members)[:per_class]:
-                    subset[str(relpath)] = name
-            for method in ("linear", "scratch"):
-                if self.cancel and self.cancel():
-                    return rows
-                try:
-                    result = fit_classifier(backbone, images, subset, method,
-                                            ClassifierOptions(epochs=8), ids=relpaths,
-                                            cancel=self.cancel)
-                except ValueError:
-                    continue
-                value = result.metrics.get("balanced_accuracy")
-                if value is not None:
-                    rows.append({"method": "scratch" if method == "scratch" else "pretrained",
-                                 "per_class": per_class, "balanced_accuracy": value})
-        return rows
 
 
 def _pct(value) -> str:

@@ -24,6 +24,7 @@ from sslstudio.gui.pages.pretrain_page import run_hub
 from sslstudio.gui.run_bridge import read_events
 from sslstudio.gui.widgets.embedding_map import EmbeddingMap
 from sslstudio.gui.widgets.preview_grid import PreviewGrid
+from sslstudio.project.images import load_project_images
 
 BACKBONE_FILE = "backbone.safetensors"
 
@@ -32,32 +33,6 @@ def backbone_runs(store) -> list[dict]:
     """Pretraining runs of the project that left a backbone, newest first."""
     runs = [r for r in store.runs() if (Path(r["path"]) / BACKBONE_FILE).exists()]
     return list(reversed(runs))
-
-
-def load_dataset_images(store, size: int, progress=None):
-    """(relpaths, N×S×S×3 uint8) from the project's decoded cache, or decoded on the fly."""
-    try:
-        from sslstudio.data.cache import DecodedCache
-        cache = DecodedCache.open(store.cache_dir, size)
-        if len(cache):
-            return list(cache.relpaths), cache.images
-    except Exception:  # noqa: BLE001 - no cache at this size: decode directly
-        pass
-    from sslstudio.data.decode import load_square
-
-    relpaths, images = [], []
-    all_paths = store.image_relpaths()
-    for i, relpath in enumerate(all_paths):
-        try:
-            images.append(load_square(Path(store.image_root) / relpath, size))
-            relpaths.append(relpath)
-        except Exception:  # noqa: BLE001 - unreadable files are simply not on the map
-            pass
-        if progress and i % 64 == 0:
-            progress(i, len(all_paths))
-    if not images:
-        raise ValueError("none of the project's images could be read")
-    return relpaths, np.stack(images)
 
 
 EMBEDDING_CACHE = "embedding-features.npz"
@@ -127,7 +102,7 @@ def compute_embeddings(run_dir: str | Path, store, progress=None, batch_size: in
 
     backbone, config = load_backbone(str(Path(run_dir) / "backbone"))
     size = int(config.get("image_size") or getattr(backbone, "image_size", 0) or 64)
-    relpaths, images = load_dataset_images(store, size, progress)
+    relpaths, images = load_project_images(store, size, progress)
     features = extract_features(backbone, as_image_set(images, relpaths), batch_size=batch_size,
                                 augment_average=True, progress=progress)
     try:
