@@ -209,3 +209,30 @@ def test_a_failing_fit_shows_its_reason(qtbot, tmp_path, toy_folder):
     assert "Traceback" in page.last_error_details
     assert store.models() == []
     store.close()
+
+
+def test_a_short_pretraining_is_pointed_out(qtbot, tmp_path, toy_folder):
+    """Young features classify poorly; the page says so before the user waits for a fit."""
+    import json
+
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import SHORT_PRETRAINING_STEPS, ClassifierPage
+
+    store, _ = make_project(tmp_path, toy_folder)
+    for name, steps in (("long-run", SHORT_PRETRAINING_STEPS * 3), ("short-run", 289)):
+        run_dir = pretrained_run(store, name=name)
+        path = run_dir / "backbone.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "pretrain_steps": steps,
+                                    "pretext_task": "contrastive"}))
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    assert Path(page.run_combo.currentData()).name == "short-run"   # the newest first
+    assert "Short pretraining" in page.backbone_note.text()
+    assert "289 steps" in page.backbone_note.text()
+    page.run_combo.setCurrentIndex(page.run_combo.findData(str(store.runs_dir / "long-run")))
+    assert page.backbone_note.text() == \
+        f"contrastive, {SHORT_PRETRAINING_STEPS * 3:,} pretraining steps, 32 px."
+    page.run_combo.setCurrentIndex(page.run_combo.findData(None))
+    assert "only the from-scratch baseline" in page.backbone_note.text()
+    store.close()

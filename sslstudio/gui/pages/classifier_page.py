@@ -70,6 +70,31 @@ GUIDANCE = {
            "reference.",
 }
 
+# Below this many pretraining steps the features are young. On the sample, self-training
+# got 61% of the unlabelled images right after 289 steps and 95% after 1,157 (Xvfb tours
+# of 2026-12-06, docs/user-guide.md); the benchmark sets were measured from 1,500 steps.
+SHORT_PRETRAINING_STEPS = 1000
+
+
+def backbone_note(run_dir) -> tuple[str, bool]:
+    """A line about a run's backbone (task, steps) and whether its pretraining was short."""
+    import json
+
+    if run_dir is None:
+        return "No pretrained backbone: only the from-scratch baseline can train.", False
+    try:
+        info = json.loads((Path(run_dir) / "backbone.json").read_text(encoding="utf-8"))
+        steps = int(info["pretrain_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "", False   # an older or hand-made run: nothing reliable to say
+    task = info.get("pretext_task") or "pretrained"
+    line = f"{task}, {steps:,} pretraining steps, {info.get('image_size', '?')} px."
+    if steps >= SHORT_PRETRAINING_STEPS:
+        return line, False
+    return (f"<b>Short pretraining</b> ({steps:,} steps): expect a weak classifier. On the "
+            f"sample, self-training got 61% of the unlabelled images right after 289 steps "
+            f"and 95% after 1,157. Pretrain longer first (Pretrain page)."), True
+
 
 class ClassifierCore:
     """The few core calls this page makes, looked up once (the core owns the logic)."""
@@ -135,6 +160,10 @@ class ClassifierPage(QWidget):
         self.run_combo = QComboBox()
         source_layout = QVBoxLayout(source_box)
         source_layout.addWidget(self.run_combo)
+        self.backbone_note = QLabel("")
+        self.backbone_note.setWordWrap(True)
+        source_layout.addWidget(self.backbone_note)
+        self.run_combo.currentIndexChanged.connect(self._show_backbone_note)
         left_layout.addWidget(source_box)
 
         method_box = QGroupBox("Method")
@@ -282,6 +311,13 @@ class ClassifierPage(QWidget):
                 self.confusion.set_matrix(metrics["classes"], metrics["confusion_matrix"])
                 self._show_figures(metrics, info.get("method", ""))
                 self._fill_per_class(metrics)  # reopening shows the whole result, not half
+
+    def _show_backbone_note(self, *args) -> None:
+        text, short = backbone_note(self.run_combo.currentData()) if self.run_combo.count() \
+            else ("", False)
+        self.backbone_note.setText(text)
+        self.backbone_note.setStyleSheet("color: #b35900" if short else "color: palette(mid)")
+        self.backbone_note.setVisible(bool(text))
 
     def refresh_runs(self) -> None:
         self.on_project_changed()
