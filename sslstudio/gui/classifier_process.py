@@ -1,10 +1,11 @@
 """A classifier fit in a worker process (``sslstudio classifier-worker``), seen by the page
 as progress signals and one outcome.
 
-In a thread of the app the fit had to leave a core to the window (its Python code and
-the UI share one interpreter lock), so on a 2-core machine self-training took 2.3× as
-long as on the command line. The process trains on every core at nice 10; the window
-wins every contest for a core. The job folder's files are described in
+In a thread of the app the fit had to leave a core to the window, and its Python code
+still held the window up (it shares the interpreter lock with the UI). The process
+trains on every core at nice 10, and the window wins every contest for a core: on the
+sample and 2 cores, self-training took 353 s instead of 540 s, and the longest stall of
+the window fell from 219 ms to 15 ms (benchmarks/bench_gui_classifier.py). The job folder's files are described in
 sslstudio/train/classifier_job.py; a process that dies without writing its outcome
 becomes a "failed" outcome that says why, with the process's last output.
 """

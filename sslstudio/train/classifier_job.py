@@ -1,9 +1,9 @@
 """One classifier fit as the app asks for it: fit, validate, predict the rest, save the model.
 
 The app runs it in ``sslstudio classifier-worker``, a child process like pretraining's, so
-the fit trains on every core while the window keeps its own (in a thread of the app, the
-fit had to leave a core to the window and took 2.3× as long on a 2-core machine). So
-everything that crosses the process boundary is JSON: the job in, the outcome out.
+the fit trains on every core while the window stays responsive (gui/classifier_process.py
+has the measurements). Everything that crosses the process boundary is JSON: the job in,
+the outcome out.
 
 A job folder holds ``job.json`` (written by the app), ``control`` ("stop" cancels),
 ``progress.json`` (done and total, rewritten as the fit goes) and ``outcome.json``

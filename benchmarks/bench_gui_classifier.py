@@ -1,0 +1,190 @@
+"""How long the Classifier page's fit takes, and how the window responds meanwhile.
+
+The page builds a classifier on the built-in sample (10 labels per class, the
+rest predicted) while a 5 ms QTimer heartbeat runs in the UI thread; the largest
+gap between two heartbeats is the longest the window could not respond. Two ways
+of running the fit, side by side in one run:
+
+* ``process`` (what the app does): ``sslstudio classifier-worker`` in a child
+  process at nice 10, with every core;
+* ``thread`` (the previous design): the same job in a thread of the app, torch
+  capped at cores − 1 so the window keeps a core.
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_classifier.py
+        [--method selftrain] [--per-class 150] [--run PRETRAINED_RUN_DIR] [--size 32]
+
+Without --run the backbone is a randomly initialised small_cnn: the time of a fit
+hardly depends on the weights, its accuracy does (pass a real run to see that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def thread_fit_class():
+    """The previous design, with ClassifierProcess's interface: the job in an app thread."""
+    from PySide6.QtCore import QObject, Signal
+
+    class ThreadFit(QObject):
+        progress = Signal(int, int)
+        finished = Signal(dict)
+
+        def __init__(self, job, job_dir, parent=None) -> None:
+            super().__init__(parent)
+            self.job, self.job_dir, self.worker = job, Path(job_dir), None
+            self.stop = False
+
+        def start(self) -> None:
+            from sslstudio.gui.workers import Worker, leave_a_core_for_the_window
+            from sslstudio.train.classifier_job import run_classifier_job
+
+            def fit(progress=None):
+                leave_a_core_for_the_window()
+                return run_classifier_job(self.job, progress=progress,
+                                          cancel=lambda: self.stop)
+
+            self.worker = Worker(fit, pass_progress=True)
+            self.worker.progress.connect(lambda done, total, _text: self.progress.emit(done,
+                                                                                       total))
+            self.worker.result.connect(self.finished.emit)
+            self.worker.error.connect(lambda exc: self.finished.emit(
+                {"status": "failed", "message": str(exc)}))
+            self.worker.start()
+
+        def cancel(self) -> None:
+            self.stop = True
+
+        def shutdown(self) -> None:
+            self.stop = True
+
+    return ThreadFit
+
+
+def make_sample_project(tmp: Path, per_class: int):
+    from test_gui_pretrain import make_project
+
+    from sslstudio.data.sample import generate_sample_dataset, sample_truth
+
+    root = generate_sample_dataset(tmp / "sample", n_per_class=per_class)
+    truth = sample_truth(root)
+    store, _ = make_project(tmp, (root, truth))
+    return store, truth
+
+
+def register_run(store, run: str | None, size: int) -> Path:
+    """The pretrained run the fit starts from: ``run`` as given, or a random small_cnn."""
+    import json
+
+    import torch
+
+    from sslstudio.models.backbones import create_backbone
+    from sslstudio.models.io import save_backbone
+
+    run_dir = store.runs_dir / "bench-run"
+    run_dir.mkdir(parents=True)
+    if run:
+        for name in ("backbone.safetensors", "backbone.json"):
+            (run_dir / name).write_bytes((Path(run) / name).read_bytes())
+    else:
+        torch.manual_seed(0)
+        save_backbone(run_dir / "backbone", create_backbone("small_cnn", image_size=size),
+                      {"name": "small_cnn", "image_size": size})
+    config = json.loads((run_dir / "backbone.json").read_text())
+    store.add_run("pretrain", run_dir, {"task": config.get("pretext_task", "none"),
+                                        "backbone": config["name"],
+                                        "image_size": config["image_size"]}, status="completed")
+    return run_dir
+
+
+def measure(mode: str, method: str, per_class: int, labels_per_class: int,
+            run: str | None, size: int) -> dict:
+    import numpy as np
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+    from test_gui_pretrain import make_context
+
+    from sslstudio.gui.classifier_process import ClassifierProcess
+    from sslstudio.gui.pages import classifier_page
+
+    app = QApplication.instance() or QApplication([])
+    tmp = Path(tempfile.mkdtemp(prefix="bench-classifier-"))
+    store, truth = make_sample_project(tmp, per_class)
+    register_run(store, run, size)
+    by_class: dict[str, list[str]] = {}
+    for relpath, name in sorted(truth.items()):
+        by_class.setdefault(name, []).append(relpath)
+    rng = np.random.default_rng(0)
+    store.set_labels({r: name for name, members in by_class.items()
+                      for r in rng.permutation(members)[:labels_per_class]})
+    classifier_page.ClassifierProcess = thread_fit_class() if mode == "thread" \
+        else ClassifierProcess
+    page = classifier_page.ClassifierPage(make_context(store))
+    page.resize(1280, 800)
+    page.show()
+    page.set_method(method)
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    heartbeat = QTimer()
+    heartbeat.setInterval(5)
+    heartbeat.timeout.connect(lambda: gaps.append(clock.restart()))
+    done: list[bool] = []
+    page.training_finished.connect(done.append)
+    for _ in range(20):   # the page's first paint is not part of the fit
+        app.processEvents()
+    started = time.perf_counter()
+    clock.start()
+    heartbeat.start()
+    if not page.train():
+        raise SystemExit(f"the fit did not start: {page.status_label.text()}")
+    while not done and time.perf_counter() - started < 3600:
+        app.processEvents()
+        time.sleep(0.001)
+    heartbeat.stop()
+    seconds = time.perf_counter() - started
+    gaps = gaps[1:]  # the first interval includes the start itself
+    check = page.sample_check()
+    classifier_page.ClassifierProcess = ClassifierProcess
+    store.close()
+    return {"mode": mode, "method": method, "ok": bool(done and done[0]),
+            "images": len(truth), "seconds": seconds,
+            "unlabelled_right": check[0] / check[1] if check else float("nan"),
+            "max_gap_ms": max(gaps) if gaps else float("nan"),
+            "p99_gap_ms": float(np.percentile(gaps, 99)) if gaps else float("nan")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="selftrain")
+    parser.add_argument("--per-class", type=int, default=150,
+                        help="sample images per class (the app's sample has 400)")
+    parser.add_argument("--labels", type=int, default=10, help="labels per class")
+    parser.add_argument("--run", default=None, help="a pretraining run folder to start from")
+    parser.add_argument("--size", type=int, default=32,
+                        help="image size of the random backbone (the app's default: 32)")
+    parser.add_argument("--mode", action="append", choices=("process", "thread"),
+                        help="how the fit runs; default both, process first")
+    args = parser.parse_args()
+    rows = [measure(mode, args.method, args.per_class, args.labels, args.run, args.size)
+            for mode in (args.mode or ["process", "thread"])]
+    print(f"{os.cpu_count()} CPUs, {args.method}, {rows[0]['images']} images, "
+          f"{args.labels} labels per class, backbone {args.run or 'random small_cnn'}")
+    print(f"{'mode':<9}{'ok':<5}{'fit s':>8}{'ratio':>7}{'unlabelled right':>18}"
+          f"{'max gap ms':>12}{'p99 gap ms':>12}")
+    base = rows[0]["seconds"]
+    for r in rows:
+        print(f"{r['mode']:<9}{str(r['ok']):<5}{r['seconds']:8.1f}{r['seconds'] / base:7.2f}"
+              f"{r['unlabelled_right']:18.1%}{r['max_gap_ms']:12.1f}{r['p99_gap_ms']:12.1f}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
