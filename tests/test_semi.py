@@ -186,6 +186,27 @@ def test_few_label_methods_fit_validate_report_progress_and_export(tmp_path, met
         np.testing.assert_allclose(result.model(x).numpy(), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("method, feature_share", [
+    ("linear", 1 / 1.1),              # the probe's fit: a tenth of the features' time
+    ("propagate", 1 / 1.25),          # the graph: a quarter
+    ("semi", 48 / (48 + 96 + 96)),    # 4 strong views of 24 images, twice (views, head)
+])
+def test_the_features_take_their_share_of_the_bar(method, feature_share):
+    """Stages fill the bar in proportion to their expected time (image passes), so that the
+    time left read from the bar's speed holds from one stage to the next."""
+    images, classes = tiny_images()
+    labels = {str(i): c for i, c in enumerate(classes) if i < 12}
+    torch.manual_seed(len(method))    # a backbone of its own: no features cached in memory
+    from sslstudio.models.backbones import create_backbone
+
+    calls = []
+    fit_classifier(create_backbone("small_cnn", image_size=16), images, labels, method,
+                   ClassifierOptions(semi=SemiSettings(strong_views=4, steps=20)),
+                   progress=lambda d, t: calls.append((d, t)))
+    # the features (24 images and their mirror images) end exactly at their share
+    assert any(abs(d / t - feature_share) < 1e-3 for d, t in calls), calls
+
+
 def test_self_training_trains_the_network_validates_honestly_and_exports(tmp_path):
     from sslstudio.export.model_dir import load_model_dir, save_result
     from sslstudio.train.downstream.selftrain import SelfTrainSettings

@@ -184,10 +184,19 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
                        f"labels held out; training the network per fold is slow)")
         plan.folds = kept
     n_stages = {"semi": 3, "selftrain": 2 + len(plan.folds)}.get(method, 2)
-    weights = None
+    # Each stage's share of the bar, in image passes through the backbone, so that the time
+    # left read from the bar's speed holds across stages. Measured on the sample (2,400
+    # images, 32 px, 2 CPU cores): linear's features 3.1 s and its fit 0.2 s; propagate's
+    # graph 0.7 s; semi's features 3.1 s, strong views 4.3 s and head 5.9 s.
+    feature_passes = len(image_set) * (2 if flip else 1)
+    weights = {"linear": [feature_passes, 0.1 * feature_passes],
+               "knn": [feature_passes, 0.1 * feature_passes],
+               "propagate": [feature_passes, 0.25 * feature_passes],
+               "semi": [feature_passes] + [max(1, opts.semi.strong_views) * len(image_set)] * 2,
+               }.get(method)
     if method == "selftrain":   # the features take seconds, each training minutes
         training = selftrain.image_passes(len(image_set) - len(labelled), opts.selftrain)
-        weights = [len(image_set) * (2 if flip else 1)] + [training] * (n_stages - 1)
+        weights = [feature_passes] + [training] * (n_stages - 1)
     stages = _Stages(progress, n_stages, weights=weights)
     if needs_features:
         feats = cached_features(backbone, image_set, cache_dir=opts.feature_cache_dir,
