@@ -217,7 +217,8 @@ def test_a_short_pretraining_is_pointed_out(qtbot, tmp_path, toy_folder):
 
     from test_gui_pretrain import make_context, make_project
 
-    from sslstudio.gui.pages.classifier_page import SHORT_PRETRAINING_STEPS, ClassifierPage
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+    from sslstudio.train.downstream.recommend import SHORT_PRETRAINING_STEPS
 
     store, _ = make_project(tmp_path, toy_folder)
     for name, steps in (("long-run", SHORT_PRETRAINING_STEPS * 3), ("short-run", 289)):

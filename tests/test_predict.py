@@ -183,3 +183,24 @@ def test_classify_passes_selftrain_epochs_to_the_fit(classified, tmp_path, monke
             str(root / "labels.csv"), "--method", "selftrain", "--out", str(tmp_path / "m")]
     assert main(args) == 2 and main([*args, "--selftrain-epochs", "40"]) == 2
     assert seen == [20.0, 40.0]
+
+
+def test_classify_warns_about_a_short_pretraining(classified, tmp_path, capsys):
+    """A backbone after a few hundred steps classifies poorly; the CLI says so up front."""
+    import shutil
+
+    root, _, _, _ = classified
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    config = json.loads((run / "backbone.json").read_text())
+    assert "pretrain_steps" not in config       # a hand-made run: nothing reliable to say
+    args = ["classify", str(root / "images"), "--run", str(run), "--labels",
+            str(root / "labels.csv"), "--method", "knn"]
+    assert main([*args, "--out", str(tmp_path / "m1")]) == 0
+    assert "short pretraining" not in capsys.readouterr().err
+    (run / "backbone.json").write_text(json.dumps({**config, "pretrain_steps": 289}))
+    assert main([*args, "--out", str(tmp_path / "m2")]) == 0
+    assert "warning: short pretraining (289 steps)" in capsys.readouterr().err
+    (run / "backbone.json").write_text(json.dumps({**config, "pretrain_steps": 5000}))
+    assert main([*args, "--out", str(tmp_path / "m3")]) == 0
+    assert "short pretraining" not in capsys.readouterr().err

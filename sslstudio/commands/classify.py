@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
                                             recommend_method)
     from sslstudio.train.downstream.inputs import Cancelled
     from sslstudio.train.downstream.metrics import format_report
+    from sslstudio.train.downstream.recommend import (pretraining_summary,
+                                                      short_pretraining_warning)
 
     folder, run_dir, out = Path(args.folder), Path(args.run), Path(args.out)
     if not folder.is_dir():
@@ -168,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {run_dir} holds no backbone.safetensors (is it a finished pretraining "
               f"run?)", file=sys.stderr)
         return 2
+    summary = pretraining_summary(run_dir)
+    warning = summary and short_pretraining_warning(summary["steps"])
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     size = args.size or _run_image_size(run_dir) or 64
     cache = pretraining_cache(folder, run_dir, size)
     if cache is not None:

@@ -70,30 +70,22 @@ GUIDANCE = {
            "reference.",
 }
 
-# Below this many pretraining steps the features are young. On the sample, self-training
-# got 61% of the unlabelled images right after 289 steps and 95% after 1,157 (Xvfb tours
-# of 2026-12-06, docs/user-guide.md); the benchmark sets were measured from 1,500 steps.
-SHORT_PRETRAINING_STEPS = 1000
-
-
 def backbone_note(run_dir) -> tuple[str, bool]:
     """A line about a run's backbone (task, steps) and whether its pretraining was short."""
-    import json
+    from sslstudio.train.downstream.recommend import (pretraining_summary,
+                                                      short_pretraining_warning)
 
     if run_dir is None:
         return "No pretrained backbone: only the from-scratch baseline can train.", False
-    try:
-        info = json.loads((Path(run_dir) / "backbone.json").read_text(encoding="utf-8"))
-        steps = int(info["pretrain_steps"])
-    except (OSError, ValueError, KeyError, TypeError):
+    summary = pretraining_summary(run_dir)
+    if summary is None:
         return "", False   # an older or hand-made run: nothing reliable to say
-    task = info.get("pretext_task") or "pretrained"
-    line = f"{task}, {steps:,} pretraining steps, {info.get('image_size', '?')} px."
-    if steps >= SHORT_PRETRAINING_STEPS:
-        return line, False
-    return (f"<b>Short pretraining</b> ({steps:,} steps): expect a weak classifier. On the "
-            f"sample, self-training got 61% of the unlabelled images right after 289 steps "
-            f"and 95% after 1,157. Pretrain longer first (Pretrain page)."), True
+    warning = short_pretraining_warning(summary["steps"])
+    if warning is None:
+        return (f"{summary['task']}, {summary['steps']:,} pretraining steps, "
+                f"{summary['image_size'] or '?'} px."), False
+    head, rest = warning.split(":", 1)
+    return f"<b>{head[:1].upper()}{head[1:]}</b>:{rest[:-1]} (Pretrain page).", True
 
 
 class ClassifierCore:

@@ -62,3 +62,34 @@ def recommend_method(n_labels: int, n_classes: int, device: str = "cpu") -> tupl
         return "partial", (f"{n_labels} labels: full fine-tuning would fit, but on a CPU partial "
                            f"fine-tuning is the practical choice.")
     return "finetune", (f"{n_labels} labels: enough to fine-tune the whole network.")
+
+
+# Below this many pretraining steps the features are young. On the sample, self-training
+# got 61% of the unlabelled images right after 289 steps and 95% after 1,157 (Xvfb tours
+# of 2026-12-06); the benchmark sets were measured from 1,500 steps
+# (docs/benchmarks-classifier.md).
+SHORT_PRETRAINING_STEPS = 1000
+
+
+def pretraining_summary(run_dir) -> dict | None:
+    """{"task", "steps", "image_size"} of a run's backbone, or None when backbone.json does
+    not say (an older or hand-made run)."""
+    import json
+    from pathlib import Path
+
+    try:
+        info = json.loads((Path(run_dir) / "backbone.json").read_text(encoding="utf-8"))
+        steps = int(info["pretrain_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"task": info.get("pretext_task") or "pretrained", "steps": steps,
+            "image_size": info.get("image_size")}
+
+
+def short_pretraining_warning(steps: int) -> str | None:
+    """What to tell a user about to build a classifier on a briefly pretrained backbone."""
+    if steps >= SHORT_PRETRAINING_STEPS:
+        return None
+    return (f"short pretraining ({steps:,} steps): expect a weak classifier. On the sample, "
+            f"self-training got 61% of the unlabelled images right after 289 steps and 95% "
+            f"after 1,157. Pretrain longer first.")
