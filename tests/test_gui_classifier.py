@@ -173,7 +173,7 @@ def test_a_killed_fit_process_becomes_a_readable_failure(qtbot, tmp_path, toy_fo
     text = page.status_label.text()
     assert "Training failed" in text and "crashed" in text, text
     assert page.train_button.isEnabled() and not page.is_running()
-    assert store.models() == [] and not job_dir.exists()
+    assert store.models() == [] and not job_dir.exists() and not job_dir.parent.exists()
     store.close()
 
 
@@ -236,4 +236,18 @@ def test_a_short_pretraining_is_pointed_out(qtbot, tmp_path, toy_folder):
         f"contrastive, {SHORT_PRETRAINING_STEPS * 3:,} pretraining steps, 32 px."
     page.run_combo.setCurrentIndex(page.run_combo.findData(None))
     assert "only the from-scratch baseline" in page.backbone_note.text()
+    store.close()
+
+
+def test_a_fine_tuned_fit_draws_its_validation_curve(qtbot, tmp_path, toy_folder):
+    """Partial fine-tuning validates every epoch; the page plots that history when it ends."""
+    page, store = _fitting_page(qtbot, tmp_path, toy_folder, method="partial")
+    assert page.curve.isHidden()                 # nothing to draw while it trains
+    with qtbot.waitSignal(page.training_finished, timeout=120_000) as blocker:
+        pass
+    assert blocker.args == [True], page.status_label.text()
+    xs, ys = page.curve_item.getData()
+    assert not page.curve.isHidden() and len(xs) >= 1
+    assert list(xs) == list(range(1, len(xs) + 1))
+    assert all(0.0 <= y <= 1.0 for y in ys)
     store.close()

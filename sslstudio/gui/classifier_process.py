@@ -101,4 +101,8 @@ class ClassifierProcess(WorkerProcess):
                        "details": self.output.strip()}
         self.outcome = outcome
         shutil.rmtree(self.job_dir, ignore_errors=True)
+        try:
+            self.job_dir.parent.rmdir()   # the jobs folder, once no other job is in it
+        except OSError:
+            pass
         self.finished.emit(outcome)

@@ -70,6 +70,7 @@ GUIDANCE = {
            "reference.",
 }
 
+
 def backbone_note(run_dir) -> tuple[str, bool]:
     """A line about a run's backbone (task, steps) and whether its pretraining was short."""
     from sslstudio.train.downstream.recommend import (pretraining_summary,
@@ -134,8 +135,6 @@ class ClassifierPage(QWidget):
         self.model_dir: Path | None = None
         self.last_error = ""
         self.last_error_details = ""
-        self._curve_x: list[float] = []
-        self._curve_y: list[float] = []
         self.time_left = TimeLeft()
         self._build()
         if hasattr(ctx, "project_changed"):
@@ -380,9 +379,7 @@ class ClassifierPage(QWidget):
         self.status_label.setText(f"Training {METHOD_TITLES[method]}…")
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self._curve_x, self._curve_y = [], []
-        self.curve_item.setData([], [])
-        self.curve.setVisible(method in ("partial", "finetune", "scratch"))
+        self._draw_history([])   # drawn from the fit's history when it ends
         job = ClassifierJob(project_dir=str(store.project_dir),
                             run_dir=None if run_dir is None else str(run_dir), method=method,
                             model_dir=str(model_dir), labels=dict(labels),
@@ -424,26 +421,14 @@ class ClassifierPage(QWidget):
     def is_running(self) -> bool:
         return self.worker is not None
 
-    def _on_progress(self, *args) -> None:
-        # progress may come as (done, total), (done, total, info) or one dict
-        info = args[0] if len(args) == 1 and isinstance(args[0], dict) else {}
-        done, total = (args[0], args[1]) if len(args) >= 2 else \
-            (info.get("done"), info.get("total"))
-        if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total:
-            self.progress.setRange(0, int(total))
-            self.progress.setValue(int(done))
-            left = self.time_left.update(done, total)
-            self.progress.setFormat("%p%" if left is None or done >= total
-                                    else f"%p% · ETA {format_eta(left)}")
-        extra = args[2] if len(args) >= 3 and isinstance(args[2], dict) else info
-        if isinstance(extra, dict):
-            if extra.get("stage"):
-                self.status_label.setText(str(extra["stage"]))
-            value = extra.get("val_accuracy", extra.get("loss"))
-            if isinstance(value, (int, float)):
-                self._curve_x.append(len(self._curve_x) + 1)
-                self._curve_y.append(float(value))
-                self.curve_item.setData(self._curve_x, self._curve_y)
+    def _on_progress(self, done: int, total: int) -> None:
+        if not total:
+            return
+        self.progress.setRange(0, int(total))
+        self.progress.setValue(int(done))
+        left = self.time_left.update(done, total)
+        self.progress.setFormat("%p%" if left is None or done >= total
+                                else f"%p% · ETA {format_eta(left)}")
 
     def _on_error(self, *error) -> None:
         from sslstudio.gui.workers import error_text
@@ -560,9 +545,7 @@ class ClassifierPage(QWidget):
     def _draw_history(self, history: list) -> None:
         """The fine-tuned fits' validation score per epoch (mean over the folds)."""
         points = [(i + 1, float(v)) for i, v in enumerate(history) if v is not None]
-        self._curve_x = [x for x, _ in points]
-        self._curve_y = [y for _, y in points]
-        self.curve_item.setData(self._curve_x, self._curve_y)
+        self.curve_item.setData([x for x, _ in points], [y for _, y in points])
         self.curve.setVisible(bool(points))
 
     def _fill_per_class(self, report: dict) -> None:
