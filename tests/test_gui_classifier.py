@@ -251,3 +251,28 @@ def test_a_fine_tuned_fit_draws_its_validation_curve(qtbot, tmp_path, toy_folder
     assert list(xs) == list(range(1, len(xs) + 1))
     assert all(0.0 <= y <= 1.0 for y in ys)
     store.close()
+
+
+def test_a_fit_finishing_after_the_project_changed_is_kept_by_its_own_project(
+        qtbot, tmp_path, toy_folder):
+    """Opening another project while a fit runs loses nothing: the model is recorded in the
+    project it was trained for, and the new project's page is left alone."""
+    from test_gui_pretrain import make_project
+
+    from sslstudio.project import ProjectStore
+
+    page, first = _fitting_page(qtbot, tmp_path / "first", toy_folder, method="linear")
+    first_dir = first.project_dir
+    second, _ = make_project(tmp_path / "second", toy_folder)
+    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+        page.ctx.set_store(second)          # what opening another project does
+        assert not page.train_button.isEnabled()   # one fit at a time, even across projects
+    assert blocker.args == [True]
+    assert f"for the project in {first_dir} finished" in page.status_label.text()
+    assert second.models() == [] and page.report == {}
+    assert page.train_button.isEnabled()
+    with ProjectStore.open(first_dir) as reopened:
+        [model] = reopened.models()
+    assert (Path(model["path"]) / "model.safetensors").is_file()
+    assert model["info"]["method"] == "linear"
+    second.close()

@@ -135,6 +135,7 @@ class ClassifierPage(QWidget):
         self.model_dir: Path | None = None
         self.last_error = ""
         self.last_error_details = ""
+        self._fit_project: Path | None = None   # the project the fit in flight belongs to
         self.time_left = TimeLeft()
         self._build()
         if hasattr(ctx, "project_changed"):
@@ -283,7 +284,7 @@ class ClassifierPage(QWidget):
     def on_project_changed(self, *args) -> None:
         self.run_combo.clear()
         store = self.store
-        self.train_button.setEnabled(store is not None)
+        self.train_button.setEnabled(store is not None and self.worker is None)
         if store is None:
             return
         from sslstudio.gui.pages.inspect_page import backbone_runs
@@ -390,6 +391,7 @@ class ClassifierPage(QWidget):
         process.progress.connect(self._on_progress)
         process.finished.connect(self._on_finished)
         self.worker = process
+        self._fit_project = Path(store.project_dir)
         try:
             process.start()
         except OSError as exc:
@@ -454,18 +456,18 @@ class ClassifierPage(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
+        problem = self._register_model(outcome)
+        if not self._is_fit_project(self.store):
+            # another project was opened while this fit ran: its results belong to the first
+            self.status_label.setText(
+                f"The classifier for the project in {self._fit_project} finished and was "
+                f"saved there." + (f"<br>{problem}" if problem else ""))
+            self.training_finished.emit(True)
+            return
         self.result = outcome
         self.report = outcome.get("report") or {}
         self.model_dir = outcome.get("model_dir")
         method = outcome.get("method", "")
-        store = self.store
-        if store is not None and self.model_dir is not None:
-            try:
-                store.add_model(self.model_dir, {"method": method, "run": outcome.get("run_dir"),
-                                                 "metrics": _jsonable_report(self.report),
-                                                 "classes": self.report.get("classes")})
-            except Exception:  # noqa: BLE001
-                pass
         self._show_figures(self.report, method)
         self._draw_history(outcome.get("history") or [])
         classes = self.report.get("classes") or sorted(set(outcome.get("truth", {}).values()))
@@ -485,7 +487,7 @@ class ClassifierPage(QWidget):
             if signal is not None and hasattr(signal, "emit"):
                 signal.emit()
         self.predictions_changed.emit()
-        notes = outcome.get("notes") or []
+        notes = list(outcome.get("notes") or []) + ([problem] if problem else [])
         self.status_label.setText(f"Saved to {self.model_dir}." + (
             "<br>" + "<br>".join(notes) if notes else ""))
         if hasattr(self.ctx, "status"):
@@ -496,6 +498,30 @@ class ClassifierPage(QWidget):
         self.training_finished.emit(True)
 
     # ------------------------------------------------------------------ results
+    def _is_fit_project(self, store) -> bool:
+        return store is not None and Path(store.project_dir) == self._fit_project
+
+    def _register_model(self, outcome: dict) -> str:
+        """Record the saved model in the project it was trained for (the Export page lists
+        it from there), even when another project is open by now; "" or what went wrong."""
+        from sslstudio.project.store import ProjectStore
+
+        store = self.store if self._is_fit_project(self.store) else None
+        try:
+            own = store or ProjectStore.open(self._fit_project)
+            try:
+                report = outcome.get("report") or {}
+                own.add_model(outcome["model_dir"], {
+                    "method": outcome.get("method", ""), "run": outcome.get("run_dir"),
+                    "metrics": _jsonable_report(report), "classes": report.get("classes")})
+            finally:
+                if own is not store:
+                    own.close()
+        except Exception as exc:  # noqa: BLE001 - the model folder is saved either way
+            return (f"The model folder is saved, but the project could not record it "
+                    f"({exc}); the Export page will not list it.")
+        return ""
+
     def sample_check(self) -> tuple[int, int] | None:
         """(right, total) over the unlabelled images whose true label is known.
 
