@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -153,7 +154,9 @@ def measure(mode: str, method: str, per_class: int, labels_per_class: int,
     gaps = gaps[1:]  # the first interval includes the start itself
     check = page.sample_check()
     classifier_page.ClassifierProcess = ClassifierProcess
+    page.close()
     store.close()
+    shutil.rmtree(tmp, ignore_errors=True)
     return {"mode": mode, "method": method, "ok": bool(done and done[0]),
             "images": len(truth), "seconds": seconds,
             "unlabelled_right": check[0] / check[1] if check else float("nan"),

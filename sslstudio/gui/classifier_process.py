@@ -5,9 +5,11 @@ In a thread of the app the fit had to leave a core to the window, and its Python
 still held the window up (it shares the interpreter lock with the UI). The process
 trains on every core at nice 10, and the window wins every contest for a core: on the
 sample and 2 cores, self-training took 353 s instead of 540 s, and the longest stall of
-the window fell from 219 ms to 15 ms (benchmarks/bench_gui_classifier.py). The job folder's files are described in
-sslstudio/train/classifier_job.py; a process that dies without writing its outcome
-becomes a "failed" outcome that says why, with the process's last output.
+the window fell from 219 ms to 15 ms (benchmarks/bench_gui_classifier.py).
+
+The job folder's files are described in sslstudio/train/classifier_job.py. A process
+that dies without writing its outcome becomes a "failed" outcome that says why, with
+the process's last output.
 """
 
 from __future__ import annotations
