@@ -164,9 +164,7 @@ def test_a_killed_fit_process_becomes_a_readable_failure(qtbot, tmp_path, toy_fo
     page, store = _fitting_page(qtbot, tmp_path, toy_folder)
     process = page.worker
     job_dir = process.job_dir
-    # progress travels from the process to the bar
-    qtbot.waitUntil(lambda: page.progress.maximum() > 0 and page.progress.value() > 0,
-                    timeout=60_000)
+    qtbot.waitUntil(lambda: process.process.processId() > 0, timeout=30_000)
     with qtbot.waitSignal(page.training_finished, timeout=30_000) as blocker:
         process.process.kill()
     assert blocker.args == [False]
@@ -243,9 +241,14 @@ def test_a_fine_tuned_fit_draws_its_validation_curve(qtbot, tmp_path, toy_folder
     """Partial fine-tuning validates every epoch; the page plots that history when it ends."""
     page, store = _fitting_page(qtbot, tmp_path, toy_folder, method="partial")
     assert page.curve.isHidden()                 # nothing to draw while it trains
+    bar: list[tuple[int, int]] = []
+    page.worker.progress.connect(lambda *_: bar.append((page.progress.value(),
+                                                        page.progress.maximum())))
     with qtbot.waitSignal(page.training_finished, timeout=120_000) as blocker:
         pass
     assert blocker.args == [True], page.status_label.text()
+    # the progress travelled from the process to the bar while it trained
+    assert any(0 < done < total for done, total in bar), bar
     xs, ys = page.curve_item.getData()
     assert not page.curve.isHidden() and len(xs) >= 1
     assert list(xs) == list(range(1, len(xs) + 1))
