@@ -142,8 +142,9 @@ def test_progress_bar_tells_the_time_left(qtbot, tmp_path, toy_folder):
     store.close()
 
 
-def _fitting_page(qtbot, tmp_path, toy_folder, method="finetune"):
-    """A page with a fit of ``method`` started in its worker process."""
+def _fitting_page(qtbot, tmp_path, toy_folder, method="finetune", prepare=None):
+    """A page with a fit of ``method`` started in its worker process; ``prepare(store)``
+    runs first."""
     from test_gui_pretrain import make_context, make_project
 
     from sslstudio.gui.pages.classifier_page import ClassifierPage
@@ -151,6 +152,8 @@ def _fitting_page(qtbot, tmp_path, toy_folder, method="finetune"):
     store, truth = make_project(tmp_path, toy_folder)
     pretrained_run(store)
     store.set_labels(truth)
+    if prepare is not None:
+        prepare(store)
     page = ClassifierPage(make_context(store))
     qtbot.addWidget(page)
     page.set_method(method)
@@ -176,7 +179,19 @@ def test_a_killed_fit_process_becomes_a_readable_failure(qtbot, tmp_path, toy_fo
 
 
 def test_closing_the_window_ends_a_fit_in_flight(qtbot, tmp_path, toy_folder):
-    page, store = _fitting_page(qtbot, tmp_path, toy_folder)
+    jobs = tmp_path / "project" / "cache" / "classifier-jobs"
+
+    def leftovers(store):
+        # what an app killed mid-fit leaves: a finished job nobody read, and a job that
+        # may still run for another window on the same project
+        for name, files in (("finished", ("job.json", "outcome.json")),
+                            ("running", ("job.json",))):
+            (jobs / name).mkdir(parents=True)
+            for file in files:
+                (jobs / name / file).write_text("{}")
+
+    page, store = _fitting_page(qtbot, tmp_path, toy_folder, prepare=leftovers)
+    assert not (jobs / "finished").exists() and (jobs / "running").exists()
     process = page.worker
     qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=60_000)
     page.shutdown()           # what the main window calls on close

@@ -26,6 +26,14 @@ from sslstudio.train.classifier_job import (CONTROL_FILE, JOB_FILE, OUTCOME_FILE
 from sslstudio.train.control import write_control_state
 
 
+def remove_finished_jobs(jobs_dir: Path) -> None:
+    """Job folders left by an app that ended before reading their outcome (it crashed, or
+    was killed); a folder without an outcome may belong to a fit still running elsewhere."""
+    for folder in jobs_dir.iterdir():
+        if (folder / OUTCOME_FILE).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class ClassifierProcess(WorkerProcess):
     """One classifier fit in a child process; ``finished`` carries its outcome dict
     (status "done", "cancelled" or "failed"), after which the job folder is removed."""
@@ -49,6 +57,7 @@ class ClassifierProcess(WorkerProcess):
         if self.job_dir.exists():
             shutil.rmtree(self.job_dir)
         self.job_dir.mkdir(parents=True)
+        remove_finished_jobs(self.job_dir.parent)
         (self.job_dir / JOB_FILE).write_text(self.job.to_json(), encoding="utf-8")
         write_control_state(self.job_dir / CONTROL_FILE, "run")
         self.timer.start()
