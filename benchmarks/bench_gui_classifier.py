@@ -5,8 +5,10 @@ rest predicted) while a 5 ms QTimer heartbeat runs in the UI thread; the largest
 gap between two heartbeats is the longest the window could not respond. Two ways
 of running the fit, side by side in one run:
 
-* ``process`` (what the app does): ``sslstudio classifier-worker`` in a child
-  process at nice 10, with every core;
+* ``app`` (what the page does): ``sslstudio classifier-worker`` in a child process
+  at nice 10, with every core, for the fits that train a network; a thread for linear,
+  knn and propagate, which only fit a head on the features (``process`` forces the
+  child process for those too);
 * ``thread`` (the previous design): the same job in a thread of the app, torch
   capped at cores − 1 so the window keeps a core.
 
@@ -31,43 +33,21 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
-def thread_fit_class():
-    """The previous design, with ClassifierProcess's interface: the job in an app thread."""
-    from PySide6.QtCore import QObject, Signal
+def fit_factory(mode: str):
+    """What the page starts a fit with: its own choice ("app"), or one way forced."""
+    from sslstudio.gui.classifier_process import (ClassifierProcess, ClassifierThread,
+                                                  classifier_fit)
+    from sslstudio.gui.workers import leave_a_core_for_the_window
 
-    class ThreadFit(QObject):
-        progress = Signal(int, int)
-        finished = Signal(dict)
+    def make(job, jobs_dir, parent=None):
+        if mode == "thread":     # the design before 2026-12-07: every fit in a capped thread
+            leave_a_core_for_the_window()
+            return ClassifierThread(job, parent=parent)
+        if mode == "process":
+            return ClassifierProcess(job, jobs_dir / Path(job.model_dir).name, parent=parent)
+        return classifier_fit(job, jobs_dir, parent=parent)
 
-        def __init__(self, job, job_dir, parent=None) -> None:
-            super().__init__(parent)
-            self.job, self.job_dir, self.worker = job, Path(job_dir), None
-            self.stop = False
-
-        def start(self) -> None:
-            from sslstudio.gui.workers import Worker, leave_a_core_for_the_window
-            from sslstudio.train.classifier_job import run_classifier_job
-
-            def fit(progress=None):
-                leave_a_core_for_the_window()
-                return run_classifier_job(self.job, progress=progress,
-                                          cancel=lambda: self.stop)
-
-            self.worker = Worker(fit, pass_progress=True)
-            self.worker.progress.connect(lambda done, total, _text: self.progress.emit(done,
-                                                                                       total))
-            self.worker.result.connect(self.finished.emit)
-            self.worker.error.connect(lambda exc: self.finished.emit(
-                {"status": "failed", "message": str(exc)}))
-            self.worker.start()
-
-        def cancel(self) -> None:
-            self.stop = True
-
-        def shutdown(self) -> None:
-            self.stop = True
-
-    return ThreadFit
+    return make
 
 
 def make_sample_project(tmp: Path, per_class: int):
@@ -113,7 +93,6 @@ def measure(mode: str, method: str, per_class: int, labels_per_class: int,
     from PySide6.QtWidgets import QApplication
     from test_gui_pretrain import make_context
 
-    from sslstudio.gui.classifier_process import ClassifierProcess
     from sslstudio.gui.pages import classifier_page
 
     app = QApplication.instance() or QApplication([])
@@ -126,8 +105,8 @@ def measure(mode: str, method: str, per_class: int, labels_per_class: int,
     rng = np.random.default_rng(0)
     store.set_labels({r: name for name, members in by_class.items()
                       for r in rng.permutation(members)[:labels_per_class]})
-    classifier_page.ClassifierProcess = thread_fit_class() if mode == "thread" \
-        else ClassifierProcess
+    app_choice = classifier_page.classifier_fit
+    classifier_page.classifier_fit = fit_factory(mode)
     page = classifier_page.ClassifierPage(make_context(store))
     page.resize(1280, 800)
     page.show()
@@ -153,7 +132,7 @@ def measure(mode: str, method: str, per_class: int, labels_per_class: int,
     seconds = time.perf_counter() - started
     gaps = gaps[1:]  # the first interval includes the start itself
     check = page.sample_check()
-    classifier_page.ClassifierProcess = ClassifierProcess
+    classifier_page.classifier_fit = app_choice
     page.close()
     store.close()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -173,11 +152,14 @@ def main() -> int:
     parser.add_argument("--run", default=None, help="a pretraining run folder to start from")
     parser.add_argument("--size", type=int, default=32,
                         help="image size of the random backbone (the app's default: 32)")
-    parser.add_argument("--mode", action="append", choices=("process", "thread"),
-                        help="how the fit runs; default both, process first")
+    parser.add_argument("--mode", action="append", choices=("app", "process", "thread"),
+                        help="how the fit runs: as the page chooses (a process, or a thread "
+                             "for linear / knn / propagate), forced into a process, or in a "
+                             "thread capped at cores - 1 (the old design); default app, "
+                             "thread (the cap stays for the rest of the run, so last)")
     args = parser.parse_args()
     rows = [measure(mode, args.method, args.per_class, args.labels, args.run, args.size)
-            for mode in (args.mode or ["process", "thread"])]
+            for mode in (args.mode or ["app", "thread"])]
     print(f"{os.cpu_count()} CPUs, {args.method}, {rows[0]['images']} images, "
           f"{args.labels} labels per class, backbone {args.run or 'random small_cnn'}")
     print(f"{'mode':<9}{'ok':<5}{'fit s':>8}{'ratio':>7}{'unlabelled right':>18}"

@@ -201,8 +201,9 @@ def test_closing_the_window_ends_a_fit_in_flight(qtbot, tmp_path, toy_folder):
     store.close()
 
 
-def test_a_failing_fit_shows_its_reason(qtbot, tmp_path, toy_folder):
-    """An error inside the worker process reaches the page in words."""
+@pytest.mark.parametrize("method", ["linear", "partial"])   # in a thread, in a process
+def test_a_failing_fit_shows_its_reason(qtbot, tmp_path, toy_folder, method):
+    """An error inside the fit reaches the page in words, with the traceback kept."""
     from test_gui_pretrain import make_context, make_project
 
     from sslstudio.gui.pages.classifier_page import ClassifierPage
@@ -213,7 +214,7 @@ def test_a_failing_fit_shows_its_reason(qtbot, tmp_path, toy_folder):
     store.set_labels(truth)
     page = ClassifierPage(make_context(store))
     qtbot.addWidget(page)
-    page.set_method("linear")
+    page.set_method(method)
     with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
         assert page.train()
     assert blocker.args == [False]

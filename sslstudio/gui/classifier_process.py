@@ -1,5 +1,6 @@
-"""A classifier fit in a worker process (``sslstudio classifier-worker``), seen by the page
-as progress signals and one outcome.
+"""A classifier fit seen by the page as progress signals and one outcome: in a worker
+process (``sslstudio classifier-worker``) for the fits that train a network, in a thread
+for the ones that only fit a head on the backbone's features.
 
 In a thread of the app the fit had to leave a core to the window, and its Python code
 still held the window up (it shares the interpreter lock with the UI). The process
@@ -10,6 +11,10 @@ the window fell from 219 ms to 15 ms (benchmarks/bench_gui_classifier.py).
 The job folder's files are described in sslstudio/train/classifier_job.py. A process
 that dies without writing its outcome becomes a "failed" outcome that says why, with
 the process's last output.
+
+A process costs its start-up, about 2.5 s here (importing torch), which is most of a
+linear probe's time; the features behind it are torch work that leaves the window
+responsive from a thread too. So those fits stay in a thread (``ClassifierThread``).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from sslstudio.gui.run_process import WorkerProcess
+from sslstudio.gui.workers import Worker
 from sslstudio.train.classifier_job import (CONTROL_FILE, JOB_FILE, OUTCOME_FILE, PROGRESS_FILE,
-                                            ClassifierJob, read_json)
+                                            ClassifierJob, read_json, run_classifier_job)
 from sslstudio.train.control import write_control_state
 
 
@@ -117,3 +123,61 @@ class ClassifierProcess(WorkerProcess):
         except OSError:
             pass
         self.finished.emit(outcome)
+
+
+# Fits that extract features and fit a head on them: seconds, so a thread (no start-up).
+THREAD_METHODS = ("linear", "knn", "propagate")
+
+
+class ClassifierThread(QObject):
+    """ClassifierProcess's interface for a fit in a thread of the app (THREAD_METHODS)."""
+
+    progress = Signal(int, int)
+    finished = Signal(dict)
+
+    def __init__(self, job: ClassifierJob, job_dir: str | Path | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.job = job
+        self.outcome: dict | None = None
+        self._cancelled = False
+        self.worker: Worker | None = None
+
+    def start(self) -> None:
+        def fit(progress=None):
+            return run_classifier_job(self.job, progress=progress,
+                                      cancel=lambda: self._cancelled)
+
+        self.worker = Worker(fit, pass_progress=True, parent=self)
+        self.worker.progress.connect(lambda done, total, _text: self.progress.emit(done, total))
+        self.worker.result.connect(self._done)
+        self.worker.error.connect(lambda exc: self._done(
+            {"status": "failed", "message": str(exc).strip() or type(exc).__name__,
+             "details": self.worker.traceback_text}))
+        self.worker.cancelled_signal.connect(lambda: self._done({"status": "cancelled"}))
+        self.worker.start()
+
+    def is_running(self) -> bool:
+        return self.outcome is None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        if self.outcome is None and self.worker is not None:
+            self.cancel()
+            self.worker.wait(wait_ms)
+
+    def _done(self, outcome: dict) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            self.finished.emit(outcome)
+
+
+def classifier_fit(job: ClassifierJob, jobs_dir: Path, parent: QObject | None = None):
+    """A ClassifierThread or ClassifierProcess for ``job``, wired by the caller, not started."""
+    if job.method in THREAD_METHODS:
+        return ClassifierThread(job, parent=parent)
+    return ClassifierProcess(job, jobs_dir / Path(job.model_dir).name, parent=parent)

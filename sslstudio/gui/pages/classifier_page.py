@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sslstudio.gui.classifier_process import ClassifierProcess
+from sslstudio.gui.classifier_process import classifier_fit
 from sslstudio.gui.widgets.confusion_matrix import ConfusionMatrixView
 from sslstudio.gui.widgets.plots import format_eta
 from sslstudio.train.classifier_job import ClassifierJob
@@ -386,8 +386,7 @@ class ClassifierPage(QWidget):
                             model_dir=str(model_dir), labels=dict(labels),
                             efficiency=self.efficiency_check.isChecked(),
                             mirror=not self.mirror_check.isChecked())
-        process = ClassifierProcess(job, Path(store.cache_dir) / "classifier-jobs"
-                                    / model_dir.name, parent=self)
+        process = classifier_fit(job, Path(store.cache_dir) / "classifier-jobs", parent=self)
         process.progress.connect(self._on_progress)
         process.finished.connect(self._on_finished)
         self.worker = process
