@@ -135,8 +135,7 @@ class ClassifierThread(QObject):
     progress = Signal(int, int)
     finished = Signal(dict)
 
-    def __init__(self, job: ClassifierJob, job_dir: str | Path | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(self, job: ClassifierJob, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.job = job
         self.outcome: dict | None = None
@@ -154,7 +153,10 @@ class ClassifierThread(QObject):
         self.worker.error.connect(lambda exc: self._done(
             {"status": "failed", "message": str(exc).strip() or type(exc).__name__,
              "details": self.worker.traceback_text}))
-        self.worker.cancelled_signal.connect(lambda: self._done({"status": "cancelled"}))
+        # a fit that ended just as Cancel was pressed has saved its model: keep it
+        self.worker.cancelled_signal.connect(lambda: self._done(
+            self.worker.value if isinstance(self.worker.value, dict)
+            else {"status": "cancelled"}))
         self.worker.start()
 
     def is_running(self) -> bool:
