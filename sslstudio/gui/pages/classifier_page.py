@@ -377,7 +377,7 @@ class ClassifierPage(QWidget):
         self.progress.setRange(0, 0)
         self.progress.setFormat("%p%")
         self.time_left = TimeLeft()
-        self.status_label.setText(f"Training {METHOD_TITLES[method]}…")
+        self.status_label.setText(f"Training the classifier: {METHOD_TITLES[method]}…")
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._draw_history([])   # drawn from the fit's history when it ends
