@@ -48,7 +48,7 @@ class _ProgressFile:
 
 def run(args: argparse.Namespace) -> int:
     from sslstudio.train.classifier_job import (CONTROL_FILE, JOB_FILE, OUTCOME_FILE,
-                                                PROGRESS_FILE, ClassifierJob,
+                                                PROGRESS_FILE, ClassifierJob, failed_outcome,
                                                 run_classifier_job, write_json_atomically)
     from sslstudio.train.control import FileRunControl
     from sslstudio.train.downstream.inputs import Cancelled
@@ -68,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except Cancelled:
         outcome, code = {"status": "cancelled"}, 0
     except Exception as exc:  # noqa: BLE001 - every failure must reach the page, in words
-        message = str(exc).strip() or type(exc).__name__
-        outcome = {"status": "failed", "message": message, "details": traceback.format_exc()}
-        code = 1
+        outcome, code = failed_outcome(exc, traceback.format_exc()), 1
         print(outcome["details"], file=sys.stderr)
     write_json_atomically(folder / OUTCOME_FILE, outcome)
     leave_now(code)

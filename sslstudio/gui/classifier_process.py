@@ -28,7 +28,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from sslstudio.gui.run_process import WorkerProcess
 from sslstudio.gui.workers import Worker
 from sslstudio.train.classifier_job import (CONTROL_FILE, JOB_FILE, OUTCOME_FILE, PROGRESS_FILE,
-                                            ClassifierJob, read_json, run_classifier_job)
+                                            ClassifierJob, failed_outcome, read_json,
+                                            run_classifier_job)
 from sslstudio.train.control import write_control_state
 
 
@@ -69,9 +70,6 @@ class ClassifierProcess(WorkerProcess):
         self.timer.start()
         self._start_worker(["classifier-worker", "--job", str(self.job_dir),
                             "--parent-pid", str(os.getpid())])
-
-    def is_running(self) -> bool:
-        return self.outcome is None
 
     def cancel(self) -> None:
         """Ask the fit to stop at its next check (within a batch or so)."""
@@ -151,16 +149,12 @@ class ClassifierThread(QObject):
         self.worker.progress.connect(lambda done, total, _text: self.progress.emit(done, total))
         self.worker.result.connect(self._done)
         self.worker.error.connect(lambda exc: self._done(
-            {"status": "failed", "message": str(exc).strip() or type(exc).__name__,
-             "details": self.worker.traceback_text}))
+            failed_outcome(exc, self.worker.traceback_text)))
         # a fit that ended just as Cancel was pressed has saved its model: keep it
         self.worker.cancelled_signal.connect(lambda: self._done(
             self.worker.value if isinstance(self.worker.value, dict)
             else {"status": "cancelled"}))
         self.worker.start()
-
-    def is_running(self) -> bool:
-        return self.outcome is None
 
     def cancel(self) -> None:
         self._cancelled = True

@@ -35,6 +35,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from sslstudio.train.events import error_message  # noqa: F401 - pages use it from here too
+
 PROGRESS_INTERVAL_S = 0.04   # the UI looks at a worker 25 times a second, no more
 
 EXIT_WAIT_S = 10.0           # at interpreter exit, how long running workers get to finish
@@ -59,14 +61,6 @@ def _finish_workers_at_exit() -> None:
 
 # Dialogs opened by show_error stay referenced here until closed (they are non-blocking).
 _open_dialogs: list[QMessageBox] = []
-
-
-def error_message(exc: BaseException) -> str:
-    """The part of an exception a user can read: its message, or its type when it has none."""
-    text = str(exc).strip()
-    if isinstance(exc, KeyError) and text.startswith(("'", '"')) and len(exc.args) == 1:
-        text = str(exc.args[0])
-    return text or type(exc).__name__
 
 
 def show_error(parent: QWidget | None, title: str, exc: BaseException | str,

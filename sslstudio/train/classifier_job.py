@@ -104,18 +104,19 @@ def run_classifier_job(job: ClassifierJob, progress=None, cancel=None) -> dict:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy numbers and arrays, tuples and paths turned into JSON types."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):      # numpy arrays and numpy scalars
-        return jsonable(value.tolist())
-    if isinstance(value, float) and value != value:
-        return None                   # NaN is not JSON
-    return value
+    """``value`` in JSON types: numpy numbers and arrays as numbers and lists, paths and
+    other objects as text, NaN and infinities as null (events.json_safe)."""
+    from sslstudio.train.events import json_safe
+
+    return json_safe(json.loads(json.dumps(
+        value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
+
+
+def failed_outcome(exc: BaseException, details: str) -> dict:
+    """The outcome of a fit that raised: the message in words, the traceback as details."""
+    from sslstudio.train.events import error_message
+
+    return {"status": "failed", "message": error_message(exc), "details": details}
 
 
 def write_json_atomically(path: Path, data: Any) -> None:

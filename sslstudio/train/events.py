@@ -28,14 +28,22 @@ def make_event(kind: str, step: int, **fields: Any) -> Event:
     return {"kind": kind, "step": int(step), "time": time.time(), **fields}
 
 
-def _json_safe(value: Any) -> Any:
+def error_message(exc: BaseException) -> str:
+    """The part of an exception a user can read: its message, or its type when it has none."""
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and text.startswith(("'", '"')) and len(exc.args) == 1:
+        text = str(exc.args[0])
+    return text or type(exc).__name__
+
+
+def json_safe(value: Any) -> Any:
     """NaN/inf are not JSON; write them as null so every line stays parseable."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -68,7 +76,7 @@ class JsonlWriter:
         self._file: TextIO | None = open(self.path, "a" if append else "w", encoding="utf-8")
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(_json_safe(event), default=str)
+        line = json.dumps(json_safe(event), default=str)
         with self._lock:
             if self._file is None:
                 return
