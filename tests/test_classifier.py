@@ -417,3 +417,31 @@ def test_progress_stages_share_the_bar_by_weight():
     equal = []
     _Stages(lambda d, t: equal.append((d, t)), 2).stage(0)(1, 2)
     assert equal == [(500, 2000)]
+
+
+def test_slow_imports_happen_before_the_progress_bar_moves():
+    """A module first imported mid-fit stalls the bar for seconds (scikit-learn, and what
+    torch loads for its first optimizer), and the time left read from the bar's speed
+    then comes out far too long. A fresh interpreter shows what a fit imports."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import numpy as np
+from sslstudio.models.backbones import create_backbone
+from sslstudio.train.classifier import ClassifierOptions, fit_classifier
+from sslstudio.train.downstream.selftrain import SelfTrainSettings
+rng = np.random.default_rng(0)
+images = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
+labels = [("a" if i % 2 else "b") if i < 12 else None for i in range(40)]
+seen = {}
+quick = ClassifierOptions(validate=False, selftrain=SelfTrainSettings(min_steps=2, epochs=1))
+fit_classifier(create_backbone("small_cnn", image_size=32), images, labels, "selftrain", quick,
+               progress=lambda done, total: seen.setdefault("first", set(sys.modules)))
+print(sorted(set(sys.modules) - seen["first"]))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -131,6 +131,20 @@ def _reinitialise(module: nn.Module, seed: int) -> nn.Module:
     return module
 
 
+def _import_slow_modules(method: str) -> None:
+    """Import now, before the progress bar moves, what the fit would first import midway.
+
+    scikit-learn (every method but scratch fits a probe) and the modules torch loads when
+    its first optimizer is made take 1-2 s each on a small CPU. Midway they stall the bar,
+    and a time-left estimate read from the bar's speed came out 1.8× too long (the sample,
+    selftrain); before the bar starts they cost the same and mislead nobody.
+    """
+    if method != "scratch":
+        import sklearn.linear_model  # noqa: F401
+    if method not in ("linear", "knn", "propagate"):
+        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+
+
 def fit_classifier(backbone, images, labels, method: str = "linear",
                    options: ClassifierOptions | None = None, *, ids=None,
                    progress: ProgressFn | None = None,
@@ -170,6 +184,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
                   "n_images": len(image_set), "device": device}
 
     needs_features = method != "scratch"
+    _import_slow_modules(method)
     # Mirror-averaged features measured better for every feature method with few labels
     # (docs/benchmarks-classifier.md). augment_average=False (classes that are mirror images
     # of each other) also keeps every training view unmirrored. partial/finetune never
