@@ -105,8 +105,19 @@ def measure(mode: str, method: str, per_class: int, labels_per_class: int,
     rng = np.random.default_rng(0)
     store.set_labels({r: name for name, members in by_class.items()
                       for r in rng.permutation(members)[:labels_per_class]})
-    app_choice = classifier_page.classifier_fit
+    app_choice, app_time_left = classifier_page.classifier_fit, classifier_page.TimeLeft
     classifier_page.classifier_fit = fit_factory(mode)
+    # what the progress bar says as the fit goes: (seconds in, fraction done, time left shown)
+    trace: list[tuple[float, float, float | None]] = []
+
+    class TracedTimeLeft(app_time_left):
+        def update(self, done_steps: float, total: float) -> float | None:
+            left = super().update(done_steps, total)
+            if total:
+                trace.append((time.perf_counter() - started, done_steps / total, left))
+            return left
+
+    classifier_page.TimeLeft = TracedTimeLeft
     page = classifier_page.ClassifierPage(make_context(store))
     page.resize(1280, 800)
     page.show()
@@ -132,15 +143,28 @@ def measure(mode: str, method: str, per_class: int, labels_per_class: int,
     seconds = time.perf_counter() - started
     gaps = gaps[1:]  # the first interval includes the start itself
     check = page.sample_check()
-    classifier_page.classifier_fit = app_choice
+    classifier_page.classifier_fit, classifier_page.TimeLeft = app_choice, app_time_left
     page.close()
     store.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return {"mode": mode, "method": method, "ok": bool(done and done[0]),
             "images": len(truth), "seconds": seconds,
             "unlabelled_right": check[0] / check[1] if check else float("nan"),
+            **time_left_errors(trace, seconds), "trace": trace,
             "max_gap_ms": max(gaps) if gaps else float("nan"),
             "p99_gap_ms": float(np.percentile(gaps, 99)) if gaps else float("nan")}
+
+
+def time_left_errors(trace: list[tuple[float, float, float | None]], seconds: float) -> dict:
+    """The shown time left against the truth: the first estimate's ratio, and the
+    range of ratios from 30 s in until the last 10 s (ratios > 1 err long; the last
+    seconds also save the model, which the bar does not count)."""
+    ratios = [(t, left / (seconds - t)) for t, _, left in trace
+              if left is not None and seconds - t > 10.0]
+    later = [r for t, r in ratios if t >= 30.0]
+    return {"first_eta_at_s": ratios[0][0] if ratios else float("nan"),
+            "first_eta_ratio": ratios[0][1] if ratios else float("nan"),
+            "eta_ratio_range": (min(later), max(later)) if later else (float("nan"),) * 2}
 
 
 def main() -> int:
@@ -157,17 +181,25 @@ def main() -> int:
                              "for linear / knn / propagate), forced into a process, or in a "
                              "thread capped at cores - 1 (the old design); default app, "
                              "thread (the cap stays for the rest of the run, so last)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="write every row, with its progress trace, to this file")
     args = parser.parse_args()
     rows = [measure(mode, args.method, args.per_class, args.labels, args.run, args.size)
             for mode in (args.mode or ["app", "thread"])]
     print(f"{os.cpu_count()} CPUs, {args.method}, {rows[0]['images']} images, "
           f"{args.labels} labels per class, backbone {args.run or 'random small_cnn'}")
     print(f"{'mode':<9}{'ok':<5}{'fit s':>8}{'ratio':>7}{'unlabelled right':>18}"
-          f"{'max gap ms':>12}{'p99 gap ms':>12}")
+          f"{'max gap ms':>12}{'p99 gap ms':>12}{'first ETA / truth':>19}"
+          f"{'after 30 s':>14}")
     base = rows[0]["seconds"]
     for r in rows:
         print(f"{r['mode']:<9}{str(r['ok']):<5}{r['seconds']:8.1f}{r['seconds'] / base:7.2f}"
-              f"{r['unlabelled_right']:18.1%}{r['max_gap_ms']:12.1f}{r['p99_gap_ms']:12.1f}")
+              f"{r['unlabelled_right']:18.1%}{r['max_gap_ms']:12.1f}{r['p99_gap_ms']:12.1f}"
+              f"{r['first_eta_ratio']:9.2f} at {r['first_eta_at_s']:4.1f} s"
+              f"{r['eta_ratio_range'][0]:8.2f}–{r['eta_ratio_range'][1]:.2f}")
+    if args.json:
+        import json
+        args.json.write_text(json.dumps(rows, indent=1))
     return 0 if all(r["ok"] for r in rows) else 1
 
 
