@@ -53,6 +53,7 @@ from sslstudio.train.downstream import ClassifierOptions, fit_classifier  # noqa
 from sslstudio.train.downstream.label_efficiency import (format_markdown, format_table,  # noqa: E402
                                                         label_efficiency)
 from sslstudio.train.downstream.selftrain import SelfTrainSettings  # noqa: E402
+from host_share import CpuShare, describe  # noqa: E402
 
 
 def decode(folder: Path, relpaths: list[str], size: int) -> np.ndarray:
@@ -391,6 +392,7 @@ def main(argv=None) -> int:
         return 0
     import tempfile
 
+    share = CpuShare().__enter__()   # pretraining here and every fit: read at the end
     work = Path(args.work or tempfile.mkdtemp(prefix="sslstudio-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.quick:
@@ -431,12 +433,15 @@ def main(argv=None) -> int:
     report["test_images"] = len(test_labels)
     report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report["command"] = " ".join(sys.argv)
+    share.__exit__(None, None, None)
+    report["cpu_stolen_by_host"] = share.stolen
     print(format_table(report["summary"], tuple(columns)))
     print()
     print(format_markdown(report["summary"], tuple(columns)))
     if report["skipped_levels"]:
         print(f"skipped levels (a class has too few labels): {report['skipped_levels']}")
-    print(f"{report['seconds']} s; accuracy on {len(test_labels)} test images")
+    print(f"{report['seconds']} s; accuracy on {len(test_labels)} test images; CPU time "
+          f"stolen by the host (other guests of a shared machine): {describe(share.stolen)}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
