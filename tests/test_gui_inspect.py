@@ -18,6 +18,32 @@ def clustered_features(per_cluster: int = 20, dim: int = 16, seed: int = 0):
     return names, feats.astype(np.float32)
 
 
+def test_labelled_points_are_drawn_over_the_faint_unlabelled_crowd(qtbot):
+    from PySide6.QtGui import QColor
+
+    from sslstudio.gui.widgets.embedding_map import UNLABELLED_COLOR, EmbeddingMap
+    from sslstudio.project.schema import palette_color
+
+    names, feats = clustered_features()
+    view = EmbeddingMap()
+    qtbot.addWidget(view)
+    view.set_data(names, feats)
+    labelled = {names[3]: "c0", names[25]: "c1", names[50]: "c2"}
+    view.set_categories(labelled, {f"c{k}": palette_color(k) for k in range(3)})
+    drawn = view.scatter.data
+    # the labelled images come last (on top), and clicks still find the right image
+    assert [names[int(i)] for i in drawn["data"][-3:]] == [names[3], names[25], names[50]]
+    assert len(drawn) == len(names)
+    alphas = {names[int(i)]: b.color().alpha() for i, b in zip(drawn["data"], drawn["brush"])}
+    assert max(a for r, a in alphas.items() if r not in labelled) \
+        < min(alphas[r] for r in labelled)
+    # and no default class colour is a grey that could pass for an unlabelled point
+    grey = QColor(UNLABELLED_COLOR)
+    for k in range(30):
+        colour = QColor(palette_color(k))
+        assert colour.hsvSaturationF() > 0.25 or abs(colour.valueF() - grey.valueF()) > 0.4, k
+
+
 def test_map_neighbours_and_box_selection_find_the_cluster(qtbot):
     from sslstudio.gui.widgets.embedding_map import EmbeddingMap
 

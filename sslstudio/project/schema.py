@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 APP_MARKER = "sslstudio-project"  # meta['app']: tells our databases from foreign ones
 
-# Distinct, colour-blind-friendlier defaults first; later classes get generated hues.
+# Distinct, colour-blind-friendlier defaults first; later classes get generated hues. No
+# grey: the embedding map draws unlabelled images grey, and a grey class (tab10's eighth
+# colour, the digit 7 of ten classes) vanished among them.
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#393b79", "#e7ba52", "#637939", "#ad494a", "#a55194",
+    "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79",
+    "#e7ba52", "#637939", "#ad494a", "#a55194",
 )
 
 SCHEMA_V1 = """

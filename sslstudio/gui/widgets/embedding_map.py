@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 UNLABELLED_COLOR = "#9a9a9a"
+UNLABELLED_ALPHA = 110
 FALLBACK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                   "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
+                   "#e377c2", "#17becf", "#bcbd22", "#393b79")   # no grey: that is unlabelled
 
 
 def project_2d(features: np.ndarray) -> np.ndarray:
@@ -209,18 +210,23 @@ class EmbeddingMap(QWidget):
             self.scatter.setData([], [])
             self.info.setText("")
             return
+        # unlabelled points first and faint, so the few coloured ones are drawn on top of
+        # the crowd instead of under it
+        named = np.array([bool(self.categories.get(r)) for r in self.relpaths])
+        order = np.concatenate([np.flatnonzero(~named), np.flatnonzero(named)])
         brushes = []
         cache: dict[str, object] = {}
-        for relpath in self.relpaths:
-            name = self.categories.get(relpath)
+        for i in order:
+            name = self.categories.get(self.relpaths[i])
             color = self.category_colors.get(name, UNLABELLED_COLOR) if name else UNLABELLED_COLOR
-            if color not in cache:
+            key = (color, bool(name))
+            if key not in cache:
                 qcolor = QColor(color)
-                qcolor.setAlpha(200)
-                cache[color] = pg.mkBrush(qcolor)
-            brushes.append(cache[color])
-        self.scatter.setData(x=self.coords[:, 0], y=self.coords[:, 1], brush=brushes,
-                             data=list(range(len(self.relpaths))))
+                qcolor.setAlpha(220 if name else UNLABELLED_ALPHA)
+                cache[key] = pg.mkBrush(qcolor)
+            brushes.append(cache[key])
+        self.scatter.setData(x=self.coords[order, 0], y=self.coords[order, 1], brush=brushes,
+                             data=order.tolist())
         self.legend.clear()
         for name in sorted(set(self.categories.values())):
             swatch = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(self.category_colors[name]),
