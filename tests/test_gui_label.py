@@ -97,6 +97,33 @@ def test_keys_label_the_selection_and_undo_redo_persist(page, qtbot):
     assert len(on_disk(page)) == 3
 
 
+def test_classes_named_by_digits_take_the_key_of_their_name(page, qtbot):
+    """Handwritten digits: with classes 0-9, key 7 must mean "7", not the eighth class."""
+    for name in ("red", "green", "blue"):
+        page.delete_class(name, confirm=False)
+    for digit in "0123456789":
+        page.add_class(digit)
+    assert "0–9" in page.hint.text()
+    keys_shown = {page.class_list.item(i).data(Qt.ItemDataRole.UserRole):
+                  page.class_list.item(i).text().split()[0] for i in range(10)}
+    assert keys_shown == {d: d for d in "0123456789"}
+    chosen = select_rows(page, [0, 1])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_7)
+    assert on_disk(page) == dict.fromkeys(chosen, "7")
+    select_rows(page, [0, 1])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_0)          # 0 is a class here, not "clear"
+    assert on_disk(page) == dict.fromkeys(chosen, "0")
+    select_rows(page, [0, 1])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_Backspace)
+    assert on_disk(page) == {}
+    # one class with another name: back to keys by position
+    page.add_class("other")
+    assert "1–9" in page.hint.text()
+    select_rows(page, [2])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_1)
+    assert list(on_disk(page).values()) == [page.class_names()[0]]
+
+
 def test_single_label_advances_to_the_next_image(page, qtbot):
     select_rows(page, [0])
     qtbot.keyClick(page.gallery, Qt.Key.Key_2)

@@ -323,7 +323,8 @@ class ClassifierPage(QWidget):
         counts: dict[str, int] = {}
         for name in labels.values():
             counts[name] = counts.get(name, 0) + 1
-        text = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        # "7 (12)", as the Label page lists them: "7 12" misreads where classes are numbers
+        text = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
         self.labels_summary.setText(f"{len(labels)} labels in {len(counts)} classes"
                                     + (f": {text}" if text else "") + ".")
         method, reason = ClassifierCore.recommend(labels)

@@ -3,6 +3,8 @@
 Keys (when the gallery has focus): 1–9 give the selected images the class at
 that position, a letter gives the class starting with it (when only one does),
 0 / Backspace / Delete remove the label; Ctrl+Z / Ctrl+Shift+Z undo and redo.
+When every class is named by one digit (handwritten digits), 0–9 give the class of
+that name instead, and Backspace / Delete clear.
 Every change is written to the store before the tag appears (the store commits
 per call), and each undo or redo is written at once too.
 """
@@ -38,7 +40,12 @@ from sslstudio.project.suggest import SUGGEST_COUNT
 SUGGEST_IN_BACKGROUND_ABOVE = 5000
 
 PREVIEW_SIZE = 360
-CLEAR_KEYS = {Qt.Key.Key_0, Qt.Key.Key_Backspace, Qt.Key.Key_Delete}
+CLEAR_KEYS = {Qt.Key.Key_Backspace, Qt.Key.Key_Delete}   # and 0, unless classes are digits
+POSITION_KEYS_HINT = ("Keys: <b>1–9</b> class by position · <b>letter</b> class by first "
+                      "letter · <b>0</b>/<b>Backspace</b> clear · <b>Ctrl+Z</b> undo · "
+                      "Shift/Ctrl-click or Ctrl+A to select many")
+NAMED_KEYS_HINT = ("Keys: <b>0–9</b> the class of that name · <b>Backspace</b> clear · "
+                   "<b>Ctrl+Z</b> undo · Shift/Ctrl-click or Ctrl+A to select many")
 STRATEGY_TEXT = {
     "least_confident": "least confident predictions first",
     "k_center": "diverse picks from the embedding (k-centre)",
@@ -147,6 +154,20 @@ def swatch(color: str, size: int = 14) -> QIcon:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(color))
     return QIcon(pixmap)
+
+
+def named_by_digits(names: list[str]) -> bool:
+    """Every class is named by one digit, as for handwritten digits."""
+    return bool(names) and all(len(n) == 1 and n in "0123456789" for n in names)
+
+
+def digit_keys(names: list[str]) -> dict[int, str]:
+    """Digit key → class. Classes named 0–9 take the key of their name, so 7 labels "7"
+    rather than the eighth class; otherwise 1–9 give the class at that position (and 0
+    clears)."""
+    if named_by_digits(names):
+        return {int(n): n for n in names}
+    return {i + 1: name for i, name in enumerate(names[:9])}
 
 
 def letter_shortcuts(names: list[str]) -> dict[str, str]:
@@ -273,9 +294,7 @@ class LabelPage(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addLayout(top)
         left_layout.addWidget(self.gallery, 1)
-        self.hint = QLabel("Keys: <b>1–9</b> class by position · <b>letter</b> class by first "
-                           "letter · <b>0</b>/<b>Backspace</b> clear · <b>Ctrl+Z</b> undo · "
-                           "Shift/Ctrl-click or Ctrl+A to select many")
+        self.hint = QLabel(POSITION_KEYS_HINT)
         self.hint.setWordWrap(True)
         left_layout.addWidget(self.hint)
 
@@ -401,8 +420,12 @@ class LabelPage(QWidget):
         selected = self.selected_class()
         self.class_list.blockSignals(True)
         self.class_list.clear()
-        for position, info in enumerate(self.class_infos, start=1):
-            key = str(position) if position <= 9 else " "
+        key_of = {name: str(digit) for digit, name in
+                  digit_keys([info.name for info in self.class_infos]).items()}
+        self.hint.setText(NAMED_KEYS_HINT if named_by_digits(self.class_names())
+                          else POSITION_KEYS_HINT)
+        for info in self.class_infos:
+            key = key_of.get(info.name, " ")
             item = QListWidgetItem(swatch(info.color), f"{key}   {info.name}   ({info.count})")
             item.setData(Qt.ItemDataRole.UserRole, info.name)
             item.setToolTip(f"{info.name}: {info.count} labelled; key {key.strip() or '—'}")
@@ -562,13 +585,15 @@ class LabelPage(QWidget):
         if key in CLEAR_KEYS:
             self.assign_class(None)
             return True
-        if Qt.Key.Key_1 <= key <= Qt.Key.Key_9:
-            position = int(key) - int(Qt.Key.Key_1)
-            names = self.class_names()
-            if position < len(names):
-                self.assign_class(names[position])
+        if Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
+            digit = int(key) - int(Qt.Key.Key_0)
+            name = digit_keys(self.class_names()).get(digit)
+            if name is not None:
+                self.assign_class(name)
+            elif digit == 0 and not named_by_digits(self.class_names()):
+                self.assign_class(None)
             else:
-                self.ctx.status(f"There is no class {position + 1}: add classes on the right")
+                self.ctx.status(f"No class has the key {digit}: add classes on the right")
             return True
         letter = text.lower() if text and text.isalpha() and len(text) == 1 else ""
         if letter:
