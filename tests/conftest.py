@@ -11,6 +11,11 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# How long a GUI test waits for a background fit before calling it hung. Generous: not a
+# timing assertion, and a shared box can run a toy self-training fit 4x slower than an
+# idle one (20 s idle, 85 s with the host taking a third of the CPU, 2026-12-07).
+FIT_TIMEOUT_MS = 300_000
+
 CLASS_COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 80, 220)}
 
 

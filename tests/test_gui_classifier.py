@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import pytestqt  # noqa: E402,F401 - a declared test dependency: missing means failure
+from conftest import FIT_TIMEOUT_MS  # noqa: E402
 
 
 def test_confusion_matrix_cells_hold_their_images(qtbot):
@@ -68,7 +69,7 @@ def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
     assert page.selected_method() == "selftrain"  # the recommendation for 5 labels per class
     assert "Recommended" in page.recommendation.text()
     page.set_method("linear")
-    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         assert page.train()
     assert blocker.args == [True], page.status_label.text()
     report = page.report
@@ -85,7 +86,7 @@ def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
     assert _saved_flip_average(model["path"]) is True           # mirrored by default
     # classes that are mirror images of each other: the saved model never mirrors
     page.mirror_check.setChecked(True)
-    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         assert page.train()
     assert blocker.args == [True], page.status_label.text()
     assert _saved_flip_average(store.models()[-1]["path"]) is False
@@ -110,7 +111,7 @@ def test_cancel_stops_training_without_a_model(qtbot, tmp_path, toy_folder):
     page = ClassifierPage(make_context(store))
     qtbot.addWidget(page)
     page.set_method("scratch")
-    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         page.train()
         page.cancel()
     assert blocker.args == [False]
@@ -168,7 +169,7 @@ def test_a_killed_fit_process_becomes_a_readable_failure(qtbot, tmp_path, toy_fo
     process = page.worker
     job_dir = process.job_dir
     qtbot.waitUntil(lambda: process.process.processId() > 0, timeout=30_000)
-    with qtbot.waitSignal(page.training_finished, timeout=30_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         process.process.kill()
     assert blocker.args == [False]
     text = page.status_label.text()
@@ -215,7 +216,7 @@ def test_a_failing_fit_shows_its_reason(qtbot, tmp_path, toy_folder, method):
     page = ClassifierPage(make_context(store))
     qtbot.addWidget(page)
     page.set_method(method)
-    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         assert page.train()
     assert blocker.args == [False]
     assert "Training failed" in page.status_label.text()
@@ -260,7 +261,7 @@ def test_a_fine_tuned_fit_draws_its_validation_curve(qtbot, tmp_path, toy_folder
     bar: list[tuple[int, int]] = []
     page.worker.progress.connect(lambda *_: bar.append((page.progress.value(),
                                                         page.progress.maximum())))
-    with qtbot.waitSignal(page.training_finished, timeout=120_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         pass
     assert blocker.args == [True], page.status_label.text()
     # the progress travelled from the process to the bar while it trained
@@ -283,7 +284,7 @@ def test_a_fit_finishing_after_the_project_changed_is_kept_by_its_own_project(
     page, first = _fitting_page(qtbot, tmp_path / "first", toy_folder, method="linear")
     first_dir = first.project_dir
     second, _ = make_project(tmp_path / "second", toy_folder)
-    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         page.ctx.set_store(second)          # what opening another project does
         assert not page.train_button.isEnabled()   # one fit at a time, even across projects
     assert blocker.args == [True]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytestqt  # noqa: F401 - a declared test dependency: missing means failure, not a skip
+from conftest import FIT_TIMEOUT_MS
 
 
 def test_sample_truth_scores_the_unlabelled_predictions(qtbot, tmp_path, toy_folder):
@@ -24,7 +25,7 @@ def test_sample_truth_scores_the_unlabelled_predictions(qtbot, tmp_path, toy_fol
     store.set_labels(labelled)
     page = ClassifierPage(make_context(store))
     qtbot.addWidget(page)
-    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         assert page.train()
     assert blocker.args == [True], page.status_label.text()
 
@@ -48,7 +49,7 @@ def test_other_folders_get_no_sample_check(qtbot, tmp_path, toy_folder):
     page = ClassifierPage(make_context(store))
     qtbot.addWidget(page)
     page.set_method("linear")  # any method will do; the test above covers the recommended one
-    with qtbot.waitSignal(page.training_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         page.train()
     assert blocker.args == [True], page.status_label.text()
     assert page.predictions and page.sample_check() is None
