@@ -212,3 +212,34 @@ def pixmap_array(pixmap):
     width, height = image.width(), image.height()
     data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * height)
     return data.reshape(height, image.bytesPerLine())[:, :width * 3].reshape(height, width, 3)
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_a_task_that_cannot_learn_from_the_folder_says_so_on_its_card(qtbot, tmp_path, colour):
+    """Colorization on grayscale digits would fail at the start of a run; its card says so
+    beforehand instead of showing a picture of colours that are not there."""
+    import numpy as np
+    from PIL import Image
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        pixels = rng.integers(0, 255, (40, 40, 3 if colour else 1), dtype=np.uint8)
+        Image.fromarray(pixels if colour else pixels[..., 0]).save(root / f"{i:02d}.png")
+    store, _ = make_project(tmp_path, (root, {}))
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    page.compute_examples()
+    qtbot.waitUntil(lambda: page._example_images is not None, timeout=120_000)
+    card = page.cards["colorization"]
+    if colour:
+        assert card.problem.isHidden() and not card.example.isHidden()
+    else:
+        assert not card.problem.isHidden() and card.example.isHidden()
+        assert "needs colour images" in card.problem.text()
+    assert page.cards["rotation"].problem.isHidden()   # other tasks do not mind
+    store.close()

@@ -191,6 +191,17 @@ def example_or_none(task_cls, images: np.ndarray, options: dict) -> np.ndarray |
         return None
 
 
+def task_problem(task_cls, images: np.ndarray) -> str | None:
+    """Why the task cannot learn from these images (colorization of grayscale ones), as the
+    engine would refuse it at the start of a run; None when they suit it."""
+    if not getattr(task_cls, "requires_color", False):
+        return None
+    try:
+        return task_cls().check_images(images)
+    except Exception:  # noqa: BLE001 - the engine checks again at the start of a run
+        return None
+
+
 def _tensor_images(value, limit: int = 4, size: int = 48) -> np.ndarray | None:
     import torch
     import torch.nn.functional as F
@@ -366,10 +377,15 @@ class TaskCard(QFrame):
         self.example.setMinimumHeight(40)
         self.example.setToolTip("Top: what the network sees; bottom: what it must predict "
                                 "(made from your own images)")
+        self.problem = QLabel()   # why this folder does not suit the task, when it does not
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #b35900")
+        self.problem.hide()
         text = QVBoxLayout()
         text.setSpacing(2)
         text.addWidget(self.radio)
         text.addWidget(description)
+        text.addWidget(self.problem)
         text.addWidget(self.example)
         self.setLayout(text)
 
@@ -377,7 +393,16 @@ class TaskCard(QFrame):
         self.radio.setChecked(True)
         super().mousePressEvent(event)
 
+    def set_problem(self, message: str | None) -> None:
+        """Say why the task does not suit these images; its picture would only mislead."""
+        self.problem.setText(message or "")
+        self.problem.setVisible(bool(message))
+        if message:
+            self.example.hide()
+
     def set_example(self, image: np.ndarray | None) -> None:
+        if self.problem.text():
+            return
         if image is None:
             self.example.setText("")
             self.example.hide()
@@ -725,8 +750,11 @@ class PretrainPage(QWidget):
             import sslstudio.train.pretrain  # noqa: F401
 
             images = sample_images(store, count=4, size=64)
+            # the engine checks 256 images at the start of a run; 64 small ones say enough here
+            checked = sample_images(store, count=64, size=32)
+            problems = {name: task_problem(task_cls, checked) for name, task_cls in tasks.items()}
             return images, {name: (example_or_none(task_cls, images, options[name]), options[name])
-                            for name, task_cls in tasks.items()}
+                            for name, task_cls in tasks.items()}, problems
 
         self._background(work, on_result=self._show_examples,
                          on_error=lambda *_: self._show_examples(
@@ -745,7 +773,10 @@ class PretrainPage(QWidget):
                 for name, opts in options.items()}), on_result=self._show_examples)
 
     def _show_examples(self, result: tuple) -> None:
-        images, examples = result
+        images, examples, *problems = result
+        for name, message in (problems[0] if problems else {}).items():
+            if name in self.cards:
+                self.cards[name].set_problem(message)
         if images is not None:
             self._example_images = images
         for name, (image, used) in examples.items():
