@@ -296,3 +296,27 @@ def test_a_fit_finishing_after_the_project_changed_is_kept_by_its_own_project(
     assert (Path(model["path"]) / "model.safetensors").is_file()
     assert model["info"]["method"] == "linear"
     second.close()
+
+
+def test_a_short_window_scrolls_the_settings_instead_of_squeezing_their_texts(
+        qtbot, tmp_path, toy_folder):
+    """With the short-pretraining warning on a 1280x800 screen, the method's description and
+    the recommendation were squeezed into each other; the column now scrolls."""
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+
+    store, truth = make_project(tmp_path, toy_folder)
+    pretrained_run(store)
+    store.set_labels({r: c for i, (r, c) in enumerate(sorted(truth.items())) if i % 3 == 0})
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    page.resize(900, 420)
+    page.show()
+    qtbot.waitExposed(page)
+    page.backbone_note.setText("Short pretraining (172 steps): " + "a warning long enough to "
+                               "take several lines of the column. " * 3)
+    qtbot.wait(50)
+    for text in (page.guidance, page.recommendation, page.backbone_note):
+        assert text.height() >= text.heightForWidth(text.width()), text.text()[:40]
+    store.close()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -116,6 +117,28 @@ class ClassifierCore:
             return str(result.get("method")), str(result.get("reason", ""))
         method = getattr(result, "method", result)
         return str(method), str(getattr(result, "reason", ""))
+
+
+class VerticalScrollArea(QScrollArea):
+    """Scrolls its widget up and down only, and is as wide as the widget needs, so a
+    splitter never squeezes the column narrower than its contents."""
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def _with_inner_width(self, hint: QSize) -> QSize:
+        inner = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(max(hint.width(), inner), hint.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self._with_inner_width(super().minimumSizeHint())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self._with_inner_width(super().sizeHint())
 
 
 class ClassifierPage(QWidget):
@@ -269,8 +292,11 @@ class ClassifierPage(QWidget):
         right_layout.addWidget(self.figures)
         right_layout.addWidget(self.tabs, 1)
 
+        # the settings column scrolls rather than squeezing its wrapped texts into each other
+        # when it is taller than the window (a short-pretraining warning, a small screen)
+        left_scroll = VerticalScrollArea(left)
         split = QSplitter(Qt.Horizontal)
-        split.addWidget(left)
+        split.addWidget(left_scroll)
         split.addWidget(right)
         split.setSizes([380, 900])
         layout = QHBoxLayout(self)
