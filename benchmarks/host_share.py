@@ -6,7 +6,7 @@ not ours: on 2026-12-07 the 2-core box had 60% of its CPU time stolen for minute
 self-training on 10,000 images took 2.5 s a step instead of 0.25 s. Printing the stolen
 share next to each timing tells such a row apart from a real slowdown.
 
-    with CpuShare() as share:
+    with CpuShare() as share:          # or share = CpuShare().start() ... share.stop()
         run()
     print(share.stolen)    # fraction of the elapsed CPU time the host took, or None
 """
@@ -30,19 +30,25 @@ def _cpu_times() -> list[int] | None:
 
 
 class CpuShare:
-    """Context manager: .stolen is the fraction of CPU time stolen by the host meanwhile,
-    .busy the fraction any process here used (both None where /proc/stat is missing)."""
+    """Context manager: .stolen is the fraction of CPU time stolen by the host meanwhile
+    (None where /proc/stat is missing)."""
 
     def __init__(self) -> None:
         self.stolen: float | None = None
-        self.busy: float | None = None
         self._start: list[int] | None = None
 
     def __enter__(self) -> "CpuShare":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "CpuShare":
         self._start = _cpu_times()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """Read the stolen share since start()."""
         end = _cpu_times()
         if self._start is None or end is None:
             return
@@ -50,9 +56,7 @@ class CpuShare:
         total = sum(delta)
         if total <= 0:
             return
-        user, nice, system, idle, iowait, irq, softirq, steal = delta
-        self.stolen = steal / total
-        self.busy = (user + nice + system + irq + softirq) / total
+        self.stolen = delta[7] / total     # the eighth field: steal
 
 
 def describe(stolen: float | None) -> str:

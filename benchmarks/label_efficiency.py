@@ -392,7 +392,7 @@ def main(argv=None) -> int:
         return 0
     import tempfile
 
-    share = CpuShare().__enter__()   # pretraining here and every fit: read at the end
+    share = CpuShare().start()   # pretraining here and every fit: read at the end
     work = Path(args.work or tempfile.mkdtemp(prefix="sslstudio-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.quick:
@@ -433,7 +433,7 @@ def main(argv=None) -> int:
     report["test_images"] = len(test_labels)
     report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report["command"] = " ".join(sys.argv)
-    share.__exit__(None, None, None)
+    share.stop()
     report["cpu_stolen_by_host"] = share.stolen
     print(format_table(report["summary"], tuple(columns)))
     print()
