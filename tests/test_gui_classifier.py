@@ -320,3 +320,21 @@ def test_a_short_window_scrolls_the_settings_instead_of_squeezing_their_texts(
     for text in (page.guidance, page.recommendation, page.backbone_note):
         assert text.height() >= text.heightForWidth(text.width()), text.text()[:40]
     store.close()
+
+
+def test_the_per_class_table_keeps_its_headings_readable_in_a_narrow_window(qtbot, tmp_path,
+                                                                            toy_folder):
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+
+    store, _ = make_project(tmp_path, toy_folder)
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    page.resize(800, 500)
+    page.show()
+    qtbot.waitExposed(page)
+    header = page.per_class.horizontalHeader()
+    for i in range(4):   # "Precision" was clipped to "ecisi" at 1024 px
+        assert header.sectionSize(i) >= header.sectionSizeFromContents(i).width(), i
+    store.close()
