@@ -349,6 +349,32 @@ def test_minutes_planner_plans_early_when_steps_are_slow(monkeypatch):
     assert planned_at(5.0) == (2, 12)
 
 
+def test_a_plan_that_has_run_out_is_not_extended_at_the_final_learning_rate(monkeypatch):
+    """On a busy box the first plan came out short (8 steps); its recheck fell on the last
+    step and added steps at the end of the cosine, where the learning rate is zero."""
+    from types import SimpleNamespace
+
+    from sslstudio.train import pretrain
+
+    clock = [0.0]
+    monkeypatch.setattr(pretrain.time, "monotonic", lambda: clock[0])
+    plans = []
+
+    def plan(per_step, deadline):
+        plans.append(run.step)
+        return (8, 8) if len(plans) == 1 else (run.step + 100, run.step + 25)
+
+    run = SimpleNamespace(step=0, deadline=60.0, total_steps=pretrain.PROVISIONAL_TOTAL,
+                          dist=SimpleNamespace(enabled=False), plan_minutes=plan)
+    planner = pretrain._MinutesPlanner(run)
+    finished = False
+    while run.step < run.total_steps:
+        clock[0] += 1.0
+        run.step += 1
+        finished = planner.after_step() or finished
+    assert plans == [3] and run.total_steps == 8 and finished
+
+
 def test_minutes_planner_replans_from_the_settled_speed(monkeypatch):
     """Slow first steps (warm-up) must not shorten the plan: the recheck uses later steps."""
     from types import SimpleNamespace

@@ -857,6 +857,10 @@ class _MinutesPlanner:
             self.recheck_at = max(self.recheck_at, run.step + 1)
             self.planned = (now, run.step)
         elif self.recheck_at is not None and run.step >= self.recheck_at:
+            if run.step >= run.total_steps:
+                # the plan is done: its cosine is at its end, so more steps now would train
+                # at the final learning rate (zero) and only use up the user's time
+                return True
             since, step = self.planned
             per_step = (now - since) / max(1, run.step - step)
             run.total_steps, self.recheck_at = run.plan_minutes(per_step, run.deadline)
