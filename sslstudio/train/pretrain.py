@@ -253,6 +253,21 @@ def looks_grayscale(images: np.ndarray, tolerance: int = 4) -> bool:
     return float((spread > tolerance).mean()) < 0.01
 
 
+def task_image_problem(task, images: np.ndarray, folder="this folder") -> str | None:
+    """Why ``task`` cannot learn from these sample images (N×H×W×3 uint8), or None: the
+    check a run makes before it starts, and the Pretrain page's cards before any run."""
+    if not getattr(task, "requires_color", False):
+        return None
+    check = getattr(task, "check_images", None)
+    if callable(check):
+        message = check(images)
+        return str(message) if message else None
+    if looks_grayscale(images):
+        return (f"the {task.name} task needs colour images, but the images in {folder} are "
+                f"grayscale; choose another task")
+    return None
+
+
 # ----------------------------------------------------------------------------- the run
 class _Run:
     """One pretraining run; ``run_pretraining`` wraps it with error reporting."""
@@ -333,15 +348,9 @@ class _Run:
             return
         rng = np.random.default_rng(self.config.seed)
         rows = np.sort(rng.choice(len(cache), size=min(256, len(cache)), replace=False))
-        sample = np.asarray(cache.images[rows])
-        check = getattr(task, "check_images", None)
-        if callable(check):
-            message = check(sample)
-            if message:
-                raise PretrainError(str(message))
-        elif looks_grayscale(sample):
-            raise PretrainError(f"the {task.name} task needs colour images, but the images in "
-                                f"{self.config.folder} are grayscale; choose another task")
+        message = task_image_problem(task, np.asarray(cache.images[rows]), self.config.folder)
+        if message:
+            raise PretrainError(message)
 
     # ------------------------------------------------------------------ model
     def build(self, cache):

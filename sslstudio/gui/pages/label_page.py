@@ -420,10 +420,9 @@ class LabelPage(QWidget):
         selected = self.selected_class()
         self.class_list.blockSignals(True)
         self.class_list.clear()
-        key_of = {name: str(digit) for digit, name in
-                  digit_keys([info.name for info in self.class_infos]).items()}
-        self.hint.setText(NAMED_KEYS_HINT if named_by_digits(self.class_names())
-                          else POSITION_KEYS_HINT)
+        names = self.class_names()
+        key_of = {name: str(digit) for digit, name in digit_keys(names).items()}
+        self.hint.setText(NAMED_KEYS_HINT if named_by_digits(names) else POSITION_KEYS_HINT)
         for info in self.class_infos:
             key = key_of.get(info.name, " ")
             item = QListWidgetItem(swatch(info.color), f"{key}   {info.name}   ({info.count})")
@@ -587,10 +586,11 @@ class LabelPage(QWidget):
             return True
         if Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
             digit = int(key) - int(Qt.Key.Key_0)
-            name = digit_keys(self.class_names()).get(digit)
+            names = self.class_names()
+            name = digit_keys(names).get(digit)
             if name is not None:
                 self.assign_class(name)
-            elif digit == 0 and not named_by_digits(self.class_names()):
+            elif digit == 0 and not named_by_digits(names):
                 self.assign_class(None)
             else:
                 self.ctx.status(f"No class has the key {digit}: add classes on the right")

@@ -192,12 +192,14 @@ def example_or_none(task_cls, images: np.ndarray, options: dict) -> np.ndarray |
 
 
 def task_problem(task_cls, images: np.ndarray) -> str | None:
-    """Why the task cannot learn from these images (colorization of grayscale ones), as the
-    engine would refuse it at the start of a run; None when they suit it."""
+    """Why the task cannot learn from these images (colorization of grayscale ones), by the
+    engine's own check; None when they suit it."""
+    from sslstudio.train.pretrain import task_image_problem
+
     if not getattr(task_cls, "requires_color", False):
-        return None
+        return None   # no task to build for the tasks that take any image
     try:
-        return task_cls().check_images(images)
+        return task_image_problem(task_cls(), images)
     except Exception:  # noqa: BLE001 - the engine checks again at the start of a run
         return None
 
