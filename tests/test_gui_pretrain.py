@@ -140,6 +140,26 @@ def test_the_run_summary_fits_beside_its_status_in_a_narrow_window(qtbot):
     assert "kNN 93%" in plots.summary.text() and "step 49" in plots.summary.text()
 
 
+def test_a_single_effective_rank_point_is_drawn_on_an_axis_from_step_zero(qtbot):
+    """A run whose log holds one quality check (a short or copied run) used to get an x
+    axis of 1499.8–1500.2; it starts at step 0, and more points bring auto-range back."""
+    from sslstudio.gui.widgets.plots import TrainingPlots
+
+    plots = TrainingPlots(max_fps=50)
+    qtbot.addWidget(plots)
+    plots.show()
+    x_range = plots.rank_plot.getViewBox().viewRange
+    quality = {"kind": "quality", "step": 1500, "time": 60.0, "effective_rank": 80.8}
+    plots.set_events([step_event(1500, 0.5), quality])
+    qtbot.wait(50)
+    low, high = x_range()[0]
+    assert low <= 0 and high >= 1500, (low, high)
+    plots.set_events([step_event(1500, 0.5), quality, dict(quality, step=3000),
+                      dict(quality, step=4500)])
+    qtbot.waitUntil(lambda: 1000 < x_range()[0][0] < 1500 and 4500 <= x_range()[0][1] < 5000,
+                    timeout=2000)
+
+
 def test_run_follower_tails_a_growing_metrics_file(qtbot, tmp_path):
     from sslstudio.gui.run_bridge import RunFollower
 

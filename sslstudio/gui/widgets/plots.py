@@ -311,10 +311,13 @@ class TrainingPlots(QWidget):
         if "memory" in groups:
             self.memory_curve.setData(*c.memory.arrays())
         if "rank" in groups:
-            if "effective_rank" in c.quality:
-                self.rank_curve.setData(*c.quality["effective_rank"].arrays())
+            x, y = (c.quality["effective_rank"].arrays() if "effective_rank" in c.quality
+                    else ([], []))
+            self.rank_curve.setData(x, y)
+            if len(x) == 1:   # auto-range would span step ±0.2 with fractional ticks
+                self.rank_plot.setXRange(0, max(1.0, x[0]), padding=0.05)
             else:
-                self.rank_curve.setData([], [])
+                self.rank_plot.enableAutoRange(axis="x")
         if "metric" in groups:
             self._redraw_metrics()
         if full:
