@@ -162,6 +162,15 @@ def _fitting_page(qtbot, tmp_path, toy_folder, method="finetune", prepare=None):
     return page, store
 
 
+def test_the_fits_run_in_a_thread_are_those_that_train_no_network():
+    """The app keeps its own list (it starts without torch); a method added to the core's
+    list, or one that starts training a network, must move with it."""
+    from sslstudio.gui.classifier_process import THREAD_METHODS
+    from sslstudio.train.downstream.fit import HEAD_ONLY_METHODS, METHODS
+
+    assert set(THREAD_METHODS) == set(HEAD_ONLY_METHODS) and set(THREAD_METHODS) < set(METHODS)
+
+
 def test_a_killed_fit_process_becomes_a_readable_failure(qtbot, tmp_path, toy_folder):
     """The fit runs in its own process; when that process dies mid-fit, the page says so,
     the Train button comes back and nothing is saved."""

@@ -124,6 +124,8 @@ class ClassifierProcess(WorkerProcess):
 
 
 # Fits that extract features and fit a head on them: seconds, so a thread (no start-up).
+# The core's HEAD_ONLY_METHODS (not imported: the app starts without torch; a test keeps
+# the two equal).
 THREAD_METHODS = ("linear", "knn", "propagate")
 
 

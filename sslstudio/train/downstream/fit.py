@@ -24,6 +24,9 @@ from sslstudio.train.downstream.validation import plan_validation
 
 METHODS = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
 FEATURE_METHODS = ("linear", "knn", "semi", "propagate")
+# feature methods that fit a head without an optimizer: seconds, no network training (the
+# app runs these in a thread rather than a process)
+HEAD_ONLY_METHODS = ("linear", "knn", "propagate")
 # methods that also learn from the unlabelled images (their validation reruns the whole fit
 # per fold, so they use k-fold rather than leave-one-out)
 TRANSDUCTIVE_METHODS = ("semi", "propagate", "selftrain")
@@ -141,7 +144,7 @@ def _import_slow_modules(method: str) -> None:
     """
     if method != "scratch":
         import sklearn.linear_model  # noqa: F401
-    if method not in ("linear", "knn", "propagate"):
+    if method not in HEAD_ONLY_METHODS:
         torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
 
