@@ -436,6 +436,26 @@ def test_the_page_starts_with_the_cpu_time_budget(qtbot, project):
     assert page.selected_task() == "contrastive" and page.image_size.value() == 32
 
 
+def test_the_picked_task_shows_at_the_top_and_on_the_start_button(qtbot, project):
+    """The default card used to be fifth, below the fold at 1280×800, its radio dot the only
+    sign of it: now it comes first, marked, the picked card is outlined, and Start names it."""
+    from PySide6.QtCore import Qt
+
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = project
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    first = next(iter(page.cards.values()))
+    assert first.name == page.selected_task() == "contrastive"
+    assert "recommended" in first.radio.text()
+    assert page.start_button.text() == "Start: Contrastive (SimCLR)"
+    assert first.styleSheet() and not page.cards["rotation"].styleSheet()
+    qtbot.mouseClick(page.cards["rotation"], Qt.LeftButton)
+    assert page.selected_task() == "rotation" and page.start_button.text() == "Start: Rotation"
+    assert page.cards["rotation"].styleSheet() and not first.styleSheet()
+
+
 def test_a_reopened_project_shows_its_latest_run(qtbot, project):
     from sslstudio.gui.pages.pretrain_page import PretrainPage
 

@@ -366,12 +366,23 @@ def _set_title(section: QWidget, title: str) -> None:
 
 # ---------------------------------------------------------------------------- task cards
 class TaskCard(QFrame):
-    def __init__(self, name: str, task_cls, group: QButtonGroup) -> None:
+    # the picked card is outlined: with five cards in a scroll area, a lone radio dot was
+    # easy to miss (the default card sat below the fold)
+    PICKED_STYLE = "#taskCard { border: 2px solid palette(highlight); border-radius: 4px; }"
+
+    def __init__(self, name: str, task_cls, group: QButtonGroup,
+                 recommended: bool = False) -> None:
         super().__init__()
         self.name = name
+        self.title = getattr(task_cls, "title", name)
+        self.setObjectName("taskCard")
         self.setFrameShape(QFrame.StyledPanel)
-        self.radio = QRadioButton(getattr(task_cls, "title", name))
+        self.radio = QRadioButton(self.title + ("  · recommended" if recommended else ""))
         self.radio.setStyleSheet("font-weight: bold")
+        if recommended:
+            self.setToolTip("The default: measured best for a classifier from a few labels "
+                            "after minutes of pretraining on a CPU (docs/benchmarks-pretext.md)")
+        self.radio.toggled.connect(self._show_picked)
         group.addButton(self.radio)
         description = QLabel(getattr(task_cls, "description", ""))
         description.setWordWrap(True)
@@ -390,6 +401,9 @@ class TaskCard(QFrame):
         text.addWidget(self.problem)
         text.addWidget(self.example)
         self.setLayout(text)
+
+    def _show_picked(self, picked: bool) -> None:
+        self.setStyleSheet(self.PICKED_STYLE if picked else "")
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - clicking anywhere picks the card
         self.radio.setChecked(True)
@@ -453,14 +467,16 @@ class PretrainPage(QWidget):
         tasks_layout = QVBoxLayout(tasks_box)
         self.task_group = QButtonGroup(self)
         self.cards: dict[str, TaskCard] = {}
-        for name, task_cls in self.tasks.items():
-            card = TaskCard(name, task_cls, self.task_group)
+        # the measured default (see suggested_defaults) first, where it is seen without scrolling
+        recommended = suggested_defaults(0, "cpu")["task"]
+        order = sorted(self.tasks, key=lambda name: name != recommended)
+        for name in order:
+            card = TaskCard(name, self.tasks[name], self.task_group,
+                            recommended=name == recommended)
             self.cards[name] = card
             tasks_layout.addWidget(card)
         if not self.tasks:
             tasks_layout.addWidget(QLabel("No pretext tasks are installed."))
-        elif "contrastive" in self.cards:  # the measured default (see suggested_defaults)
-            self.cards["contrastive"].radio.setChecked(True)
         else:
             next(iter(self.cards.values())).radio.setChecked(True)
         form_side.addWidget(tasks_box)
@@ -511,6 +527,7 @@ class PretrainPage(QWidget):
         self.task_group.buttonToggled.connect(
             lambda _button, checked: checked and self._show_task_options())
         self._show_task_options()
+        self.task_group.buttonToggled.connect(lambda *_: self._name_start_button())
         form_side.addStretch(1)
 
         self.settings_scroll = scroll = QScrollArea()
@@ -533,6 +550,7 @@ class PretrainPage(QWidget):
         self.resume_button.clicked.connect(self.resume_run)
         self.stop_button.clicked.connect(self.stop_run)
         self.follow_button.clicked.connect(self._choose_follow_folder)
+        self._name_start_button()
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.resume_button,
                        self.stop_button):
@@ -1002,6 +1020,13 @@ class PretrainPage(QWidget):
             self.stop_button.setEnabled(False)
             self.pause_button.setEnabled(False)
             self.resume_button.setEnabled(False)
+
+    def _name_start_button(self) -> None:
+        """The button says which task it starts: the cards can be scrolled out of sight."""
+        if not hasattr(self, "start_button"):
+            return
+        task = self.selected_task()
+        self.start_button.setText(f"Start: {self.cards[task].title}" if task else "Start")
 
     def is_running(self) -> bool:
         return self.process is not None
