@@ -248,6 +248,38 @@ def test_self_training_trains_the_network_validates_honestly_and_exports(tmp_pat
         torch.testing.assert_close(model(x), result.model(x), atol=1e-5, rtol=1e-4)
 
 
+def test_selftrain_scores_its_fold_on_a_network_trained_half_as_long(monkeypatch):
+    """The validation fold is a second whole training: at half length the fit takes a
+    quarter less time, and the scheme the user reads says so."""
+    from dataclasses import replace
+
+    from sslstudio.train.downstream import selftrain
+    from sslstudio.train.downstream.selftrain import SelfTrainSettings
+
+    images, classes = tiny_images()
+    labels = {str(i): c for i, c in enumerate(classes) if i < 12}
+    trained_steps = []
+    real_self_train = selftrain.self_train
+
+    def counting_self_train(*args, **kwargs):
+        model, trained = real_self_train(*args, **kwargs)
+        trained_steps.append(trained["steps"])
+        return model, trained
+
+    monkeypatch.setattr(selftrain, "self_train", counting_self_train)
+    settings = SelfTrainSettings(epochs=20, min_steps=4, batch_size=4, labelled_batch=4)
+    result = fit_classifier(tiny_backbone(), images, labels, "selftrain",
+                            ClassifierOptions(selftrain=settings))
+    fold_steps, final_steps = trained_steps
+    # 20 passes over the 12 unlabelled images for the final network; 10 for the fold's,
+    # whose held-out labels are unlabelled images to it
+    assert final_steps == result.info["steps"] == selftrain.steps_for(12, settings) == 60
+    held_out = result.metrics["n"]
+    assert fold_steps == selftrain.steps_for(12 + held_out, replace(settings, epochs=10))
+    assert fold_steps < final_steps
+    assert "half as long as the final one" in result.metrics["scheme"]
+
+
 def test_selftrain_runs_in_bf16_where_the_cpu_has_it_and_float32_on_request():
     from sslstudio.train.device import native_cpu_bf16
     from sslstudio.train.downstream.selftrain import SelfTrainSettings
