@@ -445,3 +445,24 @@ print(sorted(set(sys.modules) - seen["first"]))
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_validated_accuracy_comes_with_its_95_percent_interval():
+    """With a dozen validated labels "100%" alone misleads: the report says where the true
+    accuracy may lie (Wilson), and the interval narrows as labels grow."""
+    from sslstudio.train.downstream.metrics import classification_report, format_report
+
+    def interval(right: int, n: int) -> list[float]:
+        true = [0] * n
+        pred = [0] * right + [1] * (n - right)
+        return classification_report(true, pred, ["a", "b"])["accuracy_interval"]
+
+    low, high = interval(12, 12)
+    assert high == 1.0 and 0.7 < low < 0.8          # 12 of 12 right: 76–100%
+    low, high = interval(6, 12)
+    assert low < 0.5 < high and abs((0.5 - low) - (high - 0.5)) < 1e-9
+    small, large = interval(9, 12), interval(750, 1000)
+    assert large[1] - large[0] < (small[1] - small[0]) / 5
+    assert classification_report([], [], ["a", "b"])["accuracy_interval"] is None
+    report = classification_report([0] * 12, [0] * 12, ["a", "b"])
+    assert "accuracy 100.0% (95% interval 76–100%)" in format_report(report)

@@ -34,6 +34,10 @@ def test_sample_truth_scores_the_unlabelled_predictions(qtbot, tmp_path, toy_fol
     expected = sum(truth[r] == p[0] for r, p in page.predictions.items())
     assert right == expected
     assert f"of the {total:,} images you did not label" in page.figures.text()
+    # the validated figure comes with where the truth may lie, from the same labels
+    low, high = page.report["accuracy_interval"]
+    assert low < page.report["accuracy"] <= high
+    assert f"(95% interval {low * 100:.0f}–{high:.0%})" in page.figures.text()
     store.close()
 
 

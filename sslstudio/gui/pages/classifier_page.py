@@ -594,9 +594,13 @@ class ClassifierPage(QWidget):
             self.figures.setText(f"{METHOD_TITLES.get(method, method)}: not enough labels to "
                                  "validate (label at least two images in two classes).")
             return
+        # the core's 95% interval (metrics.accuracy_interval); models saved before it had none
+        interval = report.get("accuracy_interval")
+        spread = (f" (95% interval {interval[0] * 100:.0f}–{interval[1]:.0%})"
+                  if interval else "")
         self.figures.setText(
             f"<b>{METHOD_TITLES.get(method, method)}</b> — accuracy "
-            f"<b>{report['accuracy']:.1%}</b>, balanced accuracy "
+            f"<b>{report['accuracy']:.1%}</b>{spread}, balanced accuracy "
             f"<b>{report['balanced_accuracy']:.1%}</b> on {report.get('n', '?')} validated "
             f"labels ({report.get('scheme', 'held-out folds')}; never training accuracy).")
 

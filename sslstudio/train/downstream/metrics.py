@@ -12,6 +12,20 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.n
     return matrix
 
 
+def accuracy_interval(correct: int, n: int,
+                      confidence: float = 0.95) -> tuple[float, float] | None:
+    """Where the true accuracy lies (Wilson score interval) when ``correct`` of ``n``
+    validated images were right. With a few labels the figure alone misleads: 12 of 12
+    right still allows 76%."""
+    if n <= 0:
+        return None
+    from scipy.stats import binomtest   # scipy comes with scikit-learn
+
+    ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence,
+                                                       method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def classification_report(true, pred, classes: list[str]) -> dict:
     """Accuracy, balanced accuracy (mean recall over classes present), per-class P/R, confusion.
 
@@ -33,9 +47,11 @@ def classification_report(true, pred, classes: list[str]) -> dict:
             recalls.append(recall)
         per_class[name] = {"precision": precision, "recall": recall, "support": int(support[i])}
     n = int(len(true))
+    interval = accuracy_interval(int(diag.sum()), n)
     return {
         "n": n,
         "accuracy": float(diag.sum() / n) if n else None,
+        "accuracy_interval": list(interval) if interval else None,   # 95%
         "balanced_accuracy": float(np.mean(recalls)) if recalls else None,
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
@@ -43,11 +59,19 @@ def classification_report(true, pred, classes: list[str]) -> dict:
     }
 
 
+def interval_text(report: dict) -> str:
+    """' (95% interval 76–100%)' for a report that has one, else ''."""
+    interval = report.get("accuracy_interval")
+    if not interval:
+        return ""
+    return f" (95% interval {interval[0] * 100:.0f}–{interval[1]:.0%})"
+
+
 def format_report(report: dict) -> str:
     """A plain-text table for the terminal."""
     if not report or not report.get("n"):
         return "no validation figures (not enough labels)"
-    lines = [f"accuracy {report['accuracy']:.1%}   balanced accuracy "
+    lines = [f"accuracy {report['accuracy']:.1%}{interval_text(report)}   balanced accuracy "
              f"{report['balanced_accuracy']:.1%}   ({report['n']} images)"]
     width = max(8, *(len(c) for c in report["classes"]))
     lines.append(f"{'class':<{width}}  precision  recall  support")
