@@ -156,6 +156,7 @@ def _import_slow_modules(method: str) -> None:
     """
     if method != "scratch":
         import sklearn.linear_model  # noqa: F401
+    import scipy.stats  # noqa: F401 - the report's accuracy interval (sklearn brings it too)
     if method not in HEAD_ONLY_METHODS:
         torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 

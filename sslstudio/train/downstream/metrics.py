@@ -19,7 +19,7 @@ def accuracy_interval(correct: int, n: int,
     right still allows 76%."""
     if n <= 0:
         return None
-    from scipy.stats import binomtest   # scipy comes with scikit-learn
+    from scipy.stats import binomtest   # here: the first import takes 1-2 s
 
     ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence,
                                                        method="wilson")
