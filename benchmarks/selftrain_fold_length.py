@@ -31,6 +31,7 @@ import label_efficiency as bench  # noqa: E402
 
 from sslstudio.train.downstream import ClassifierOptions, fit_classifier, selftrain  # noqa: E402
 from sslstudio.train.downstream.finetune import predict_probs  # noqa: E402
+from sslstudio.train.downstream.fit import fold_settings  # noqa: E402
 
 
 class _FoldDone(Exception):
@@ -58,8 +59,7 @@ def measure_draw(backbone, pixels, ids, chosen, classes, test_rows, test_y, draw
         held_y = np.array([classes.index(chosen[ids[r]]) for r in held])
         out["held_out"] = int(len(held))
         full = replace(settings, epochs=base.epochs, max_steps=base.max_steps)
-        short = replace(full, epochs=base.epochs * share,
-                        max_steps=max(base.min_steps, round(base.max_steps * share)))
+        short = fold_settings(full, share)   # what the app's fit does, at --share
         for tag, s in (("full", full), ("short", short)):
             started = time.perf_counter()
             model, trained = real_self_train(bb, image_set, feats, fold_labelled, fold_y,

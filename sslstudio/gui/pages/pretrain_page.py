@@ -527,7 +527,6 @@ class PretrainPage(QWidget):
         self.task_group.buttonToggled.connect(
             lambda _button, checked: checked and self._show_task_options())
         self._show_task_options()
-        self.task_group.buttonToggled.connect(lambda *_: self._name_start_button())
         form_side.addStretch(1)
 
         self.settings_scroll = scroll = QScrollArea()
@@ -550,6 +549,7 @@ class PretrainPage(QWidget):
         self.resume_button.clicked.connect(self.resume_run)
         self.stop_button.clicked.connect(self.stop_run)
         self.follow_button.clicked.connect(self._choose_follow_folder)
+        self.task_group.buttonToggled.connect(lambda *_: self._name_start_button())
         self._name_start_button()
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.resume_button,
@@ -1023,8 +1023,6 @@ class PretrainPage(QWidget):
 
     def _name_start_button(self) -> None:
         """The button says which task it starts: the cards can be scrolled out of sight."""
-        if not hasattr(self, "start_button"):
-            return
         task = self.selected_task()
         self.start_button.setText(f"Start: {self.cards[task].title}" if task else "Start")
 

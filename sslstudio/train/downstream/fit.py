@@ -139,11 +139,11 @@ def _reinitialise(module: nn.Module, seed: int) -> nn.Module:
     return module
 
 
-def _fold_settings(settings: selftrain.SelfTrainSettings) -> selftrain.SelfTrainSettings:
-    """selftrain's settings for a validation fold: SELFTRAIN_FOLD_SHARE of the steps."""
-    return replace(settings, epochs=settings.epochs * SELFTRAIN_FOLD_SHARE,
-                   max_steps=max(settings.min_steps,
-                                 round(settings.max_steps * SELFTRAIN_FOLD_SHARE)))
+def fold_settings(settings: selftrain.SelfTrainSettings,
+                  share: float = SELFTRAIN_FOLD_SHARE) -> selftrain.SelfTrainSettings:
+    """selftrain's settings for a validation fold: ``share`` of the steps."""
+    return replace(settings, epochs=settings.epochs * share,
+                   max_steps=max(settings.min_steps, round(settings.max_steps * share)))
 
 
 def _import_slow_modules(method: str) -> None:
@@ -229,7 +229,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     if method == "selftrain":   # the features take seconds, each training minutes
         unlabelled = len(image_set) - len(labelled)
         weights = ([feature_passes]
-                   + [selftrain.image_passes(unlabelled, _fold_settings(opts.selftrain))]
+                   + [selftrain.image_passes(unlabelled, fold_settings(opts.selftrain))]
                    * len(plan.folds)
                    + [selftrain.image_passes(unlabelled, opts.selftrain)])
     stages = _Stages(progress, n_stages, weights=weights)
@@ -297,7 +297,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
             for i, (train, val) in enumerate(folds):
                 fold_model, _ = selftrain.self_train(
                     backbone, image_set, feats, labelled[train], y_idx[train], n_classes,
-                    _fold_settings(settings), device=device, propagation=opts.propagation, z=z,
+                    fold_settings(settings), device=device, propagation=opts.propagation, z=z,
                     progress=stages.stage(1 + i), cancel=cancel)
                 honest[val] = predict_probs(fold_model, image_set, labelled[val], device)
                 del fold_model
