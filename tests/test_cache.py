@@ -144,6 +144,36 @@ def test_main_without_a_file_decodes_in_this_process(tmp_path, monkeypatch):
     _assert_rows_match_files(cache, root)
 
 
+UNGUARDED_SCRIPT = """
+import sys
+from sslstudio.data.cache import DecodedCache
+from sslstudio.data.scan import scan_folder
+root = sys.argv[1]
+cache = DecodedCache.build(root, scan_folder(root).images, int(sys.argv[3]), sys.argv[2], workers=2)
+print("built", len(cache))
+"""
+
+
+def test_a_script_without_a_main_guard_still_builds_and_is_told_why(tmp_path):
+    """Worker processes re-run an unguarded script: their copies of the build ran silently and
+    could delete the parent's array (FileNotFoundError, timing-dependent). Now each worker
+    stops with the reason, and the parent decodes on its own and ends."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "images"
+    write_toy_folder(root, per_class=24, subfolders=False)  # 72 ≥ the pool threshold
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(root), str(tmp_path / "cache"), str(SIZE)],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "built 72" in done.stdout
+    assert "if __name__ == \"__main__\":" in done.stderr
+    _assert_rows_match_files(DecodedCache.open(tmp_path / "cache", SIZE), root)
+
+
 def test_empty_folder_and_missing_cache(tmp_path):
     (tmp_path / "empty").mkdir()
     cache = _build(tmp_path / "empty", tmp_path / "cache")

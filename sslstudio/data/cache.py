@@ -106,6 +106,7 @@ class DecodedCache:
         not decoded again until they change. Raises `Cancelled` when `cancel()`
         says so; the previous cache is then left as it was.
         """
+        _refuse_while_worker_imports_main()
         root = Path(root)
         size = int(size)
         cache_dir = Path(cache_dir)
@@ -267,6 +268,23 @@ def _decode_stream(paths: list[str], size: int, workers: int | None) -> Iterator
 
 def _decode_many(paths: list[str], size: int) -> list[tuple[bytes | None, str]]:
     return [_decode_one(path, size) for path in paths]
+
+
+def _refuse_while_worker_imports_main() -> None:
+    """Stop a script without a main guard from building the cache again in every worker.
+
+    A decode worker starts by re-running the user's script (forkserver and spawn import the
+    main module). Unguarded, the script's call would build the same cache in each worker at
+    once, and the copies delete each other's arrays: the parent then fails with a missing
+    file. Raising here makes each worker die at start-up with this message instead, and the
+    parent, whose pool broke, decodes on its own and finishes.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "sslstudio was called while a worker process was importing your script. "
+            "SSL Studio decodes images in worker processes, and Python starts each one by "
+            "importing the main script: put the script's calls under "
+            "'if __name__ == \"__main__\":'.")
 
 
 def _workers_can_start() -> bool:
