@@ -211,6 +211,21 @@ def test_closing_the_window_ends_a_fit_in_flight(qtbot, tmp_path, toy_folder):
     store.close()
 
 
+def test_a_fit_killed_because_it_was_slow_to_stop_counts_as_cancelled(qtbot, tmp_path,
+                                                                      toy_folder):
+    """On a busy machine a fit may not stop within the window's wait and is killed: the user
+    asked for the stop, so the outcome is their cancel, not a failure."""
+    page, store = _fitting_page(qtbot, tmp_path, toy_folder)
+    process = page.worker
+    qtbot.waitUntil(lambda: page.progress.value() > 0, timeout=60_000)
+    process.shutdown(wait_ms=0)   # no time to stop cleanly: killed at once
+    assert process.process.state() == process.process.ProcessState.NotRunning
+    assert process.outcome["status"] == "cancelled", process.outcome
+    assert "crashed" in process.outcome["message"]   # what happened is still kept
+    assert store.models() == []
+    store.close()
+
+
 @pytest.mark.parametrize("method", ["linear", "partial"])   # in a thread, in a process
 def test_a_failing_fit_shows_its_reason(qtbot, tmp_path, toy_folder, method):
     """An error inside the fit reaches the page in words, with the traceback kept."""

@@ -55,6 +55,7 @@ class ClassifierProcess(WorkerProcess):
         self.job_dir = Path(job_dir)
         self.outcome: dict | None = None
         self._last_progress: tuple[int, int] | None = None
+        self._stop_requested = False
         self.timer = QTimer(self)
         self.timer.setInterval(poll_ms)
         self.timer.timeout.connect(self._poll_progress)
@@ -75,6 +76,7 @@ class ClassifierProcess(WorkerProcess):
         """Ask the fit to stop at its next check (within a batch or so)."""
         if self.outcome is not None:
             return
+        self._stop_requested = True
         try:
             write_control_state(self.job_dir / CONTROL_FILE, "stop")
         except OSError:  # the job folder vanished: nothing can be saved anyway
@@ -110,10 +112,15 @@ class ClassifierProcess(WorkerProcess):
         self._poll_progress()
         outcome = read_json(self.job_dir / OUTCOME_FILE)
         if not isinstance(outcome, dict) or "status" not in outcome:
-            last = self._last_output_line()
-            outcome = {"status": "failed",
-                       "message": f"{why} before the fit finished" + (f": {last}" if last else ""),
-                       "details": self.output.strip()}
+            # Ended without an outcome after a stop request (killed by shutdown because it
+            # was slow to stop, say on a busy machine): the user's cancel, not a failure.
+            if self._stop_requested:
+                outcome = {"status": "cancelled", "message": f"{why} after the stop request",
+                           "details": self.output.strip()}
+            else:
+                last = self._last_output_line()
+                outcome = {"status": "failed", "message": f"{why} before the fit finished"
+                           + (f": {last}" if last else ""), "details": self.output.strip()}
         self.outcome = outcome
         shutil.rmtree(self.job_dir, ignore_errors=True)
         try:
