@@ -473,6 +473,19 @@ def test_cli_pretrains_and_resumes(tmp_path, toy_folder, capsys):
 
 
 @needs_layers
+def test_cli_pretrains_with_the_apps_recommended_task_when_none_is_named(tmp_path, toy_folder,
+                                                                         capsys):
+    from sslstudio.commands.pretrain import DEFAULT_TASK
+
+    root, _ = toy_folder
+    out = tmp_path / "run"
+    assert main(["pretrain", str(root), "--out", str(out), "--image-size", "16",
+                 "--batch-size", "4", "--device", "cpu", "--quiet", "--steps", "2"]) == 0
+    info = json.loads((out / "backbone.json").read_text(encoding="utf-8"))
+    assert info["pretext_task"] == DEFAULT_TASK
+
+
+@needs_layers
 @pytest.mark.parametrize("case", ["missing", "empty", "unknown-task", "resume-nothing"])
 def test_cli_input_errors_exit_2(tmp_path, toy_folder, capsys, case):
     root, _ = toy_folder

@@ -422,6 +422,14 @@ def test_cpu_defaults_are_a_time_budget_gpu_defaults_epochs():
     assert gpu["budget_kind"] == "epochs" and gpu["backbone"].startswith("resnet")
 
 
+def test_the_command_line_and_the_page_recommend_the_same_task():
+    from sslstudio.commands.pretrain import DEFAULT_TASK
+    from sslstudio.gui.pages.pretrain_page import suggested_defaults
+
+    for device in ("cpu", "cuda:0"):
+        assert suggested_defaults(10_000, device)["task"] == DEFAULT_TASK
+
+
 def test_the_page_starts_with_the_cpu_time_budget(qtbot, project):
     from sslstudio.gui.pages.pretrain_page import PretrainPage
 

@@ -1,4 +1,4 @@
-"""`sslstudio pretrain FOLDER --task T --out RUN_DIR`: pretrain a backbone from the console.
+"""`sslstudio pretrain FOLDER --out RUN_DIR [--task T]`: pretrain a backbone from the console.
 
 Runs alone or under ``torchrun --nproc_per_node=N`` (DistributedDataParallel).
 Ctrl-C once stops cleanly (checkpoint written, resumable with --resume); twice aborts.
@@ -18,12 +18,17 @@ from sslstudio.commands.arguments import positive_float, positive_int
 HELP = "pretrain a backbone with a self-supervised pretext task"
 TASK_NAMES = ("rotation", "jigsaw", "inpainting", "colorization", "contrastive",
               "contrastive_rotation")   # for --help without importing torch (a test checks)
+# The app's recommendation too (the Pretrain page's suggested_defaults; a test keeps them
+# equal): the only task that learned useful features in minutes on a CPU
+# (docs/benchmarks-pretext.md).
+DEFAULT_TASK = "contrastive"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", metavar="FOLDER", help="the image folder (read only)")
-    parser.add_argument("--task", required=True, metavar="TASK",
-                        help=f"pretext task: {', '.join(TASK_NAMES)}")
+    parser.add_argument("--task", default=DEFAULT_TASK, metavar="TASK",
+                        help=f"pretext task: {', '.join(TASK_NAMES)} (default: {DEFAULT_TASK}, "
+                             f"the app's recommendation)")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder")
     parser.add_argument("--backbone", default="small_cnn",
                         help="small_cnn (fast on CPU), resnet18, resnet34, resnet50")
