@@ -119,7 +119,22 @@ def test_classify_cli_reports_bad_input_clearly(classified, tmp_path, capsys):
     one_class.write_text("filename,label\nred/red_000.png,red\nred/red_001.png,red\n")
     assert main(["classify", str(root / "images"), "--run", str(root / "run"), "--labels",
                  str(one_class), "--out", str(tmp_path / "m")]) == 2
-    assert "at least two classes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "labels 2 images of" in err and "all 'red'" in err and "at least two classes" in err
+    assert "decoded" not in err and "decoding" not in err   # told before any image is read
+    assert not (tmp_path / "m").exists()
+
+
+def test_fitting_with_one_class_names_what_it_got():
+    from sslstudio.models.backbones import create_backbone
+    from sslstudio.train.downstream.fit import fit_classifier
+
+    images = np.zeros((4, 16, 16, 3), np.uint8)
+    for labels, got in ((["red", None, None, None], "got 1 label in 1 class"),
+                        (["red", "red", None, None], "got 2 labels in 1 class")):
+        with pytest.raises(ValueError, match=got):
+            fit_classifier(create_backbone("small_cnn", image_size=16), images, labels,
+                           "linear")
 
 
 def test_classify_reuses_pretrainings_decoded_cache(tmp_path, capsys):

@@ -189,6 +189,13 @@ def run(args: argparse.Namespace) -> int:
     if unmatched:
         print(f"warning: {len(unmatched)} labelled files not found in {folder}: "
               f"{', '.join(unmatched[:5])}{' …' if len(unmatched) > 5 else ''}", file=sys.stderr)
+    if len(set(labels.values())) < 2:   # say so now, not after checking every image
+        named = (f"no image of {folder}" if not labels else
+                 f"{len(labels):,} image{'s' if len(labels) > 1 else ''} of {folder}, all "
+                 f"{next(iter(labels.values()))!r}")
+        print(f"error: {args.labels} labels {named}; a classifier needs labelled images of at "
+              f"least two classes", file=sys.stderr)
+        return 2
     images = None
     if cache is not None:
         print(f"reusing pretraining's decoded images ({cache.cache_dir}); decoding only new "

@@ -139,6 +139,12 @@ def _reinitialise(module: nn.Module, seed: int) -> nn.Module:
     return module
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 label', '0 labels', '2 classes'."""
+    plural = noun + ("es" if noun.endswith("s") else "s")
+    return f"{n:,} {noun if n == 1 else plural}"
+
+
 def fold_settings(settings: selftrain.SelfTrainSettings,
                   share: float = SELFTRAIN_FOLD_SHARE) -> selftrain.SelfTrainSettings:
     """selftrain's settings for a validation fold: ``share`` of the steps."""
@@ -184,8 +190,8 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     labelled = np.array([i for i, c in enumerate(per_row) if c is not None], dtype=int)
     classes = sorted({per_row[i] for i in labelled})
     if len(classes) < 2:
-        raise ValueError(f"a classifier needs labels from at least two classes "
-                         f"(got {len(labelled)} labels in {len(classes)} class)")
+        raise ValueError(f"a classifier needs labels from at least two classes (got "
+                         f"{_count(len(labelled), 'label')} in {_count(len(classes), 'class')})")
     index = {c: i for i, c in enumerate(classes)}
     y_idx = np.array([index[per_row[i]] for i in labelled], dtype=np.int64)
     y_names = [per_row[i] for i in labelled]
