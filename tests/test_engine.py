@@ -459,6 +459,26 @@ def test_colorization_refuses_grayscale_images(tmp_path):
         run_pretraining(config_for(tmp_path, root, task="colorization"))
 
 
+@pytest.mark.parametrize("case", ["run inside", "cache inside", "run is a file"])
+def test_nothing_is_written_into_the_image_folder(tmp_path, toy_folder, case):
+    """A run inside the image folder put its preview PNGs among the images: the next scan
+    read them as training images. Such settings are refused before anything is written."""
+    root, _ = toy_folder
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    (tmp_path / "a-file").write_text("")
+    overrides = {"run inside": dict(out=str(root / "run")),
+                 "cache inside": dict(cache_dir=str(root / "sub" / "cache")),
+                 "run is a file": dict(out=str(tmp_path / "a-file"))}[case]
+    expected = {"run inside": "run folder .* is inside the image folder",
+                "cache inside": "cache folder .* is inside the image folder",
+                "run is a file": "is a file"}[case]
+    with pytest.raises(PretrainError, match=expected):
+        run_pretraining(config_for(tmp_path, root, preview_every=1, steps=1, epochs=None,
+                                   **overrides))
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert not (tmp_path / "cache").exists()
+
+
 # ---------------------------------------------------------------------------- CLI
 @needs_layers
 def test_cli_pretrains_and_resumes(tmp_path, toy_folder, capsys):

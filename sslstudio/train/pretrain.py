@@ -139,6 +139,9 @@ class PretrainConfig:
         config.resume = True
         return config
 
+    def cache_folder(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.out).parent / "cache"
+
     # -------------------------------------------------------------- checks
     def validate(self) -> None:
         """Raise PretrainError for settings that cannot work (before any heavy work)."""
@@ -146,6 +149,18 @@ class PretrainConfig:
             raise PretrainError("no image folder given")
         if not self.out:
             raise PretrainError("no run folder (--out) given")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise PretrainError(f"the run folder {self.out} is a file; choose a folder")
+        images = Path(self.folder).expanduser().resolve()
+        outside = {"run folder": f"--out {images.parent / 'runs' / images.name}",
+                   "cache folder": f"--cache-dir {images.parent / (images.name + '-cache')}"}
+        for what, path in (("run folder", Path(self.out)), ("cache folder", self.cache_folder())):
+            # The image folder is only read: a run's preview PNGs inside it would be scanned
+            # as training images the next time.
+            if path.expanduser().resolve().is_relative_to(images):
+                raise PretrainError(f"the {what} {path} is inside the image folder {self.folder}; "
+                                    f"SSL Studio never writes there: choose one outside it "
+                                    f"(e.g. {outside[what]})")
         budgets = [b for b in ("epochs", "minutes", "steps") if getattr(self, b) is not None]
         if len(budgets) > 1:
             raise PretrainError(f"give one budget, not {' and '.join(budgets)}")
@@ -312,7 +327,7 @@ class _Run:
         root = Path(config.folder)
         if not root.is_dir():
             raise PretrainError(f"image folder not found: {root}")
-        cache_dir = Path(config.cache_dir) if config.cache_dir else self.run_dir.parent / "cache"
+        cache_dir = config.cache_folder()
         scan_bad: list = []
         if self.dist.is_main:
             scan = scan_folder(root)
