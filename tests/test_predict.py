@@ -123,6 +123,14 @@ def test_classify_cli_reports_bad_input_clearly(classified, tmp_path, capsys):
     assert "labels 2 images of" in err and "all 'red'" in err and "at least two classes" in err
     assert "decoded" not in err and "decoding" not in err   # told before any image is read
     assert not (tmp_path / "m").exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for out, why in ((a_file, "it is a file"), (a_file / "model", f"{a_file} is a file")):
+        assert main(["classify", str(root / "images"), "--run", str(root / "run"), "--labels",
+                     str(root / "labels.csv"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot save the model in {out}: {why}" in err, err
+        assert "fitting" not in err and "Traceback" not in err   # refused before the fit
 
 
 def test_fitting_with_one_class_names_what_it_got():

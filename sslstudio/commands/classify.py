@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -140,6 +141,21 @@ def _run_image_size(run_dir: Path) -> int | None:
     return None
 
 
+def _unwritable_folder(out: Path) -> str | None:
+    """Why the model folder ``out`` cannot be written, or None when it can (it may not exist
+    yet: its nearest existing parent must then be a writable folder)."""
+    if out.exists() and not out.is_dir():
+        return "it is a file"
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 def write_unlabeled_predictions(path: Path, result) -> None:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -169,6 +185,10 @@ def run(args: argparse.Namespace) -> int:
     if not (run_dir / "backbone.safetensors").is_file():
         print(f"error: {run_dir} holds no backbone.safetensors (is it a finished pretraining "
               f"run?)", file=sys.stderr)
+        return 2
+    problem = _unwritable_folder(out)
+    if problem:   # now, not after a fit of many minutes
+        print(f"error: cannot save the model in {out}: {problem}", file=sys.stderr)
         return 2
     summary = pretraining_summary(run_dir)
     warning = summary and short_pretraining_warning(summary["steps"])
@@ -235,8 +255,12 @@ def run(args: argparse.Namespace) -> int:
         print("cancelled", file=sys.stderr)
         return 130
     bar.close()
-    save_result(out, result, size)
-    write_unlabeled_predictions(out / "predictions.csv", result)
+    try:
+        save_result(out, result, size)
+        write_unlabeled_predictions(out / "predictions.csv", result)
+    except OSError as exc:   # the disk filled up, or the folder went away, during the fit
+        print(f"error: cannot save the model in {out}: {exc}", file=sys.stderr)
+        return 1
 
     metrics = result.metrics
     print(f"{len(labels)} labels in {len(result.classes)} classes, {len(good)} images; "
