@@ -751,7 +751,6 @@ class _Run:
         Under DDP the sums, the NaN flag, the stop request and the deadline are
         all-reduced together, so every rank takes the same decision at the same step.
         """
-        config = self.config
         values = torch.stack([value.float() for value in window.losses]).cpu()
         finite = torch.isfinite(values)
         stats = torch.tensor([float(values[finite].sum()) if finite.any() else 0.0,
