@@ -109,6 +109,42 @@ def test_evaluate_json_on_an_imagefolder(classified, tmp_path, capsys):
         assert report["skipped_unknown_classes"] == {"unknown_class": 1}
 
 
+def test_evaluate_takes_the_true_classes_from_a_labels_csv(classified, tmp_path, capsys):
+    """A flat test folder with a filename,label CSV (what `classify` reads) gives the same
+    figures as the same images sorted into class subfolders."""
+    import shutil
+
+    root, _, _, _ = classified
+    sorted_test = tmp_path / "sorted"
+    truth = write_toy_folder(sorted_test, per_class=4, size=40, seed=9)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    rows = ["filename,label"]
+    for i, (relpath, cls) in enumerate(sorted(truth.items())):
+        shutil.copy(sorted_test / relpath, flat / f"img_{i:03d}.png")
+        if i != 0:                    # one image the CSV does not name
+            rows.append(f"img_{i:03d}.png,{cls}")
+    rows.append("gone.png,red")       # a name with no file
+    (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
+    model = root / "model"
+    assert main(["evaluate", str(model), str(sorted_test), "--json"]) == 0
+    by_folder = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(model), str(flat), "--labels", str(tmp_path / "truth.csv"),
+                 "--json"]) == 0
+    by_csv = json.loads(capsys.readouterr().out)
+    assert by_folder["n"] == 12 and by_csv["n"] == 11
+    assert by_csv["skipped_unlabelled"] == 1 and by_csv["labels_not_found"] == ["gone.png"]
+    first_class = sorted(truth.items())[0][1]
+    expected = np.array(by_folder["confusion_matrix"])
+    first_row = ["blue", "green", "red"].index(first_class)
+    assert np.array(by_csv["confusion_matrix"]).sum(axis=1)[first_row] == \
+        expected.sum(axis=1)[first_row] - 1
+    # without --labels the flat folder holds no class subfolder: a reason, not 0 figures
+    assert main(["evaluate", str(model), str(flat)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to evaluate" in err and "--labels" in err and "blue, green, red" in err
+
+
 def test_classify_cli_reports_bad_input_clearly(classified, tmp_path, capsys):
     root, _, _, _ = classified
     args = ["classify", str(root / "images"), "--labels", str(root / "labels.csv"),
