@@ -49,6 +49,32 @@ def pretrained_run(store, image_size: int = 32, name: str = "fixture-run", seed:
     return run_dir
 
 
+def test_the_recommendation_says_what_must_come_first(qtbot, tmp_path, toy_folder):
+    """Before pretraining and labelling, the page recommended self-training 'at this few
+    labels (0 per class)' beside 'only the from-scratch baseline can train'."""
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.classifier_page import ClassifierPage
+
+    store, truth = make_project(tmp_path, toy_folder)
+    page = ClassifierPage(make_context(store))
+    qtbot.addWidget(page)
+    text = page.recommendation.text()
+    assert text.startswith("First pretrain a backbone") and "; then label images" in text
+    assert "0 per class" not in text and text.endswith("is the recommended method.")
+    store.set_labels({r: c for i, (r, c) in enumerate(sorted(truth.items())) if i % 2})
+    page.refresh_runs()
+    text = page.recommendation.text()
+    assert text.startswith("First pretrain a backbone") and "label images" not in text
+    pretrained_run(store)
+    page.refresh_runs()
+    assert page.run_combo.currentData() is not None
+    assert page.recommendation.text().startswith("Recommended: ")
+    page.run_combo.setCurrentIndex(page.run_combo.findData(None))   # scratch only, by hand
+    assert page.recommendation.text().startswith("First pretrain a backbone")
+    store.close()
+
+
 def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
     from test_gui_pretrain import make_context, make_project
 

@@ -179,6 +179,7 @@ class ClassifierPage(QWidget):
         self.backbone_note.setWordWrap(True)
         source_layout.addWidget(self.backbone_note)
         self.run_combo.currentIndexChanged.connect(self._show_backbone_note)
+        self.run_combo.currentIndexChanged.connect(self._labels_changed)   # the recommendation
         left_layout.addWidget(source_box)
 
         method_box = QGroupBox("Method")
@@ -362,8 +363,19 @@ class ClassifierPage(QWidget):
         method, reason = ClassifierCore.recommend(labels)
         if method in self.method_buttons:
             self.recommended = method
-            # the reason is a whole sentence of its own
-            self.recommendation.setText(f"Recommended: {METHOD_TITLES[method]}. {reason}".strip())
+            first = []   # what must happen before any fit, said before the method's reason
+            if self.run_combo.count() and self.run_combo.currentData() is None:
+                first.append("pretrain a backbone (Pretrain page): every method but From "
+                             "scratch starts from one")
+            if len(counts) < 2:
+                first.append("label images of at least two classes (Label page)")
+            if first:
+                self.recommendation.setText(
+                    f"First {'; then '.join(first)}. Then {METHOD_TITLES[method]} is the "
+                    f"recommended method.")
+            else:   # the reason is a whole sentence of its own
+                self.recommendation.setText(
+                    f"Recommended: {METHOD_TITLES[method]}. {reason}".strip())
             if not any(b.isChecked() for b in self.method_buttons.values()):
                 self.method_buttons[method].setChecked(True)
 
