@@ -19,7 +19,7 @@ HELP = "pretrain a backbone with a self-supervised pretext task"
 TASK_NAMES = ("rotation", "jigsaw", "inpainting", "colorization", "contrastive",
               "contrastive_rotation")   # for --help without importing torch (a test checks)
 # The app's recommendation too (the Pretrain page's suggested_defaults; a test keeps them
-# equal): the only task that learned useful features in minutes on a CPU
+# equal): the task whose features measured best after minutes on a CPU
 # (docs/benchmarks-pretext.md).
 DEFAULT_TASK = "contrastive"
 

@@ -274,10 +274,10 @@ def _refuse_while_worker_imports_main() -> None:
     """Stop a script without a main guard from building the cache again in every worker.
 
     A decode worker starts by re-running the user's script (forkserver and spawn import the
-    main module). Unguarded, the script's call would build the same cache in each worker at
-    once, and the copies delete each other's arrays: the parent then fails with a missing
-    file. Raising here makes each worker die at start-up with this message instead, and the
-    parent, whose pool broke, decodes on its own and finishes.
+    main module). Unguarded, the script's call built the same cache in each worker at once,
+    silently, and the copies could delete each other's arrays: the parent then failed with a
+    missing file. Raising here makes each worker die at start-up with this message instead,
+    and the parent, whose pool broke, decodes on its own and finishes.
     """
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(
