@@ -11,6 +11,9 @@
     .venv/bin/python benchmarks/bench_pretrain.py --layouts [--image-size 32] [--repeats 3]
         (the bare loop with NCHW tensors against channels_last, per task: the engine's
         memory-format choice)
+    .venv/bin/python benchmarks/bench_pretrain.py --compiled [--image-size 32] [--repeats 2]
+        (the bare loop with the model eager against torch.compile'd, per task, with the
+        compile's own warm-up time: whether the engine should compile)
 
 Both sides train the same model (backbone + task head, same seed), with the
 same optimizer (AdamW), gradient clipping, batch size and device:
@@ -104,6 +107,7 @@ def measure_bare(task_name: str, args) -> dict:
 
     device = pick_device(args.device)
     task, model, optimizer = build_model(task_name, args, device)
+    forward = torch.compile(model) if getattr(args, "compile_model", False) else model
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 255, (args.batch_size, args.image_size,
                                                     args.image_size, 3), dtype=np.uint8))
@@ -116,7 +120,7 @@ def measure_bare(task_name: str, args) -> dict:
     def step():
         inputs, targets = task.make_batch(x)
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            outputs = model(inputs)
+            outputs = forward(inputs)
         loss, _ = task.loss(outputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -124,8 +128,11 @@ def measure_bare(task_name: str, args) -> dict:
         optimizer.step()
         return loss
 
+    warm_start = time.perf_counter()
     for _ in range(WARMUP_STEPS):
-        step()
+        loss = step()
+    float(loss.detach())
+    warmup_s = time.perf_counter() - warm_start   # with --compiled: mostly the compile
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -134,7 +141,8 @@ def measure_bare(task_name: str, args) -> dict:
         loss = step()
     float(loss.detach())  # wait for the device
     seconds = time.perf_counter() - start
-    out = {"images_per_s": args.batch_size * args.steps / seconds, "peak_rss_mb": peak_rss_mb()}
+    out = {"images_per_s": args.batch_size * args.steps / seconds, "peak_rss_mb": peak_rss_mb(),
+           "warmup_s": warmup_s}
     if device.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -319,13 +327,16 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def _child_command(task: str, side: str, args, work: Path, layout: str = "auto") -> list[str]:
-    """layout: auto = the engine's choice; contiguous / channels_last (float32) for --layouts."""
+def _child_command(task: str, side: str, args, work: Path, layout: str = "auto",
+                   compile_model: bool = False) -> list[str]:
+    """layout: auto = the engine's choice; contiguous / channels_last (float32) for --layouts.
+    compile_model: the bare loop's model through torch.compile (--compiled)."""
     return [sys.executable, __file__, "--one", task, "--side", side, "--work", str(work),
             "--steps", str(args.steps), "--batch-size", str(args.batch_size),
             "--image-size", str(args.image_size), "--backbone", args.backbone,
             "--device", args.device, "--threads", str(args.threads), "--layout", layout,
-            "--precision", "auto" if layout == "auto" else "float32"]
+            "--precision", "auto" if layout == "auto" else "float32"] + (
+                ["--compile-model"] if compile_model else [])
 
 
 def _result(task: str, side: str, stdout: str, stderr: str) -> dict:
@@ -335,10 +346,37 @@ def _result(task: str, side: str, stdout: str, stderr: str) -> dict:
     raise RuntimeError(f"{task}/{side} failed:\n{stderr[-3000:]}")
 
 
-def run_child(task: str, side: str, args, work: Path, layout: str = "auto") -> dict:
-    proc = subprocess.run(_child_command(task, side, args, work, layout), capture_output=True,
-                          text=True)
+def run_child(task: str, side: str, args, work: Path, layout: str = "auto",
+              compile_model: bool = False) -> dict:
+    proc = subprocess.run(_child_command(task, side, args, work, layout, compile_model),
+                          capture_output=True, text=True)
     return _result(task, side, proc.stdout, proc.stderr)
+
+
+def compiled_main(args) -> None:
+    """The bare loop with the model eager and through torch.compile, per task, alternating:
+    steady speed and the warm-up the compile costs (the first run of a task compiles from
+    nothing; later processes reuse inductor's cache on disk)."""
+    from sslstudio.pretext import TASKS
+
+    tasks = [t for t in args.tasks.split(",") if t] or list(TASKS)
+    print(f"bare loop, {args.backbone}, batch {args.batch_size}, {args.image_size} px, device "
+          f"{args.device}, {args.steps} timed steps after {WARMUP_STEPS} warm-up, best of "
+          f"{args.repeats}, threads {args.threads or 'default'}")
+    print("| task | eager img/s | compiled img/s | compiled / eager | warm-up s eager | "
+          "warm-up s compiled (first, later) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    work = Path(tempfile.mkdtemp(prefix="bench-compile-"))
+    for task in tasks:
+        runs = {False: [], True: []}
+        for _ in range(args.repeats):
+            for compiled in (False, True):
+                runs[compiled].append(run_child(task, "bare", args, work, "auto", compiled))
+        best = {k: max(r["images_per_s"] for r in v) for k, v in runs.items()}
+        warm = [r["warmup_s"] for r in runs[True]]
+        print(f"| {task} | {_rate(best[False])} | {_rate(best[True])} | "
+              f"{best[True] / best[False]:.2f} | {min(r['warmup_s'] for r in runs[False]):.1f} | "
+              f"{warm[0]:.1f}, {min(warm[1:] or warm):.1f} |", flush=True)
 
 
 LAYOUTS = ("contiguous", "channels_last")
@@ -409,6 +447,9 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument("--layouts", action="store_true",
                         help="instead: the bare loop in NCHW against channels_last, per task")
+    parser.add_argument("--compiled", action="store_true",
+                        help="instead: the bare loop eager against torch.compile, per task")
+    parser.add_argument("--compile-model", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--together", action="store_true",
                         help="run the two sides at the same time (fair on a shared machine; "
                              "use --threads 1 so each gets one core)")
@@ -428,6 +469,9 @@ def main() -> None:
         return
     if args.layouts:
         layouts_main(args)
+        return
+    if args.compiled:
+        compiled_main(args)
         return
 
     from sslstudio.pretext import TASKS
