@@ -487,8 +487,8 @@ def main() -> None:
               f"{args.device}, {args.steps} timed steps after {WARMUP_STEPS} warm-up, "
               f"best of {args.repeats}, threads {args.threads or 'default'}"
               + (", both sides at the same time" if args.together else ""))
-        header = (f"| task | bare img/s | engine img/s | engine / bare | peak RSS bare MB | "
-                  f"peak RSS engine MB |")
+        header = ("| task | bare img/s | engine img/s | engine / bare | peak RSS bare MB | "
+                  "peak RSS engine MB |")
         gpu = args.device in ("cuda", "auto") and _has_cuda()
         if gpu:
             header += " peak GPU bare MB | peak GPU engine MB |"
