@@ -159,6 +159,7 @@ class ClassifierPage(QWidget):
         self.last_error = ""
         self.last_error_details = ""
         self._fit_project: Path | None = None   # the project the fit in flight belongs to
+        self._labels: dict[str, str] = {}       # as last read, for the recommendation
         self.time_left = TimeLeft()
         self._build()
         if hasattr(ctx, "project_changed"):
@@ -179,7 +180,7 @@ class ClassifierPage(QWidget):
         self.backbone_note.setWordWrap(True)
         source_layout.addWidget(self.backbone_note)
         self.run_combo.currentIndexChanged.connect(self._show_backbone_note)
-        self.run_combo.currentIndexChanged.connect(self._labels_changed)   # the recommendation
+        self.run_combo.currentIndexChanged.connect(self._show_recommendation)
         left_layout.addWidget(source_box)
 
         method_box = QGroupBox("Method")
@@ -360,14 +361,20 @@ class ClassifierPage(QWidget):
         text = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
         self.labels_summary.setText(f"{len(labels)} labels in {len(counts)} classes"
                                     + (f": {text}" if text else "") + ".")
-        method, reason = ClassifierCore.recommend(labels)
+        self._labels = labels
+        self._show_recommendation()
+
+    def _show_recommendation(self, *args) -> None:
+        """The method for the labels as last read, and what must come first (the backbone
+        choice changes it too, without reading the labels again)."""
+        method, reason = ClassifierCore.recommend(self._labels)
         if method in self.method_buttons:
             self.recommended = method
             first = []   # what must happen before any fit, said before the method's reason
             if self.run_combo.count() and self.run_combo.currentData() is None:
                 first.append("pretrain a backbone (Pretrain page): every method but From "
                              "scratch starts from one")
-            if len(counts) < 2:
+            if len(set(self._labels.values())) < 2:
                 first.append("label images of at least two classes (Label page)")
             if first:
                 self.recommendation.setText(
@@ -606,10 +613,10 @@ class ClassifierPage(QWidget):
             self.figures.setText(f"{METHOD_TITLES.get(method, method)}: not enough labels to "
                                  "validate (label at least two images in two classes).")
             return
-        # the core's 95% interval (metrics.accuracy_interval); models saved before it had none
-        interval = report.get("accuracy_interval")
-        spread = (f" (95% interval {interval[0] * 100:.0f}–{interval[1]:.0%})"
-                  if interval else "")
+        # the core's wording; torch is already loaded here (ClassifierCore.recommend)
+        from sslstudio.train.downstream.metrics import interval_text
+
+        spread = interval_text(report)   # "" for models saved before the interval existed
         self.figures.setText(
             f"<b>{METHOD_TITLES.get(method, method)}</b> — accuracy "
             f"<b>{report['accuracy']:.1%}</b>{spread}, balanced accuracy "
