@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -80,6 +81,24 @@ def test_broken_and_empty_files_are_reported_not_fatal(tmp_path):
     checked = scan_folder(tmp_path, check_headers=True)
     assert [e.relpath for e in checked.images] == ["good.png"]
     assert BadFile("letter.jpg", "not an image") in checked.bad
+
+
+def test_the_header_check_reports_files_cut_short_and_keeps_ones_with_trailing_bytes(tmp_path):
+    # a cut-off copy keeps its header, so only its missing end marker gives it away
+    noise = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    for name, fmt in [("photo.jpg", "JPEG"), ("chart.png", "PNG")]:
+        whole = tmp_path / f"whole_{name}"
+        Image.fromarray(noise).save(whole, format=fmt)
+        data = whole.read_bytes()
+        (tmp_path / f"cut_{name}").write_bytes(data[: len(data) * 2 // 3])
+    # phones append metadata after a JPEG's end marker; such a file decodes fine
+    extra = tmp_path / "with_trailer.jpg"
+    extra.write_bytes((tmp_path / "whole_photo.jpg").read_bytes() + b"\0" * 8000)
+    checked = scan_folder(tmp_path, check_headers=True)
+    assert sorted(b.relpath for b in checked.bad) == ["cut_chart.png", "cut_photo.jpg"]
+    assert {b.reason for b in checked.bad} == {"truncated file"}
+    assert [e.relpath for e in checked.images] == ["whole_chart.png", "whole_photo.jpg",
+                                                   "with_trailer.jpg"]
 
 
 def test_read_only_folder_is_scanned_and_left_untouched(tmp_path):

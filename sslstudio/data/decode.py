@@ -41,10 +41,37 @@ class DecodeError(Exception):
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
 
+# The bytes a whole file of these formats ends with, give or take trailing padding or
+# metadata; a file without them near its end is decoded once to see whether it is cut short.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_TAIL_BYTES = 4096
+
+
 def check_header(path) -> tuple[int, int]:
-    """Read the header only (no pixel decode): (width, height), or DecodeError."""
+    """(width, height) from the header, or DecodeError; no pixel decode, except for a
+    JPEG or PNG whose end marker is missing (a cut-off download or copy), which is
+    decoded so that a truncated file is reported now rather than when training starts."""
     with _open(path) as im:
+        marker = _END_MARKERS.get(im.format)
+        if marker is not None and not _tail_has(im, marker):
+            try:
+                im.load()
+            except Exception as exc:
+                raise DecodeError(_reason(exc, path), path) from None
         return im.size
+
+
+def _tail_has(im: Image.Image, marker: bytes) -> bool:
+    fp = im.fp
+    try:
+        where = fp.tell()
+        fp.seek(0, os.SEEK_END)
+        fp.seek(max(0, fp.tell() - _TAIL_BYTES))
+        tail = fp.read(_TAIL_BYTES)
+        fp.seek(where)
+    except (AttributeError, OSError, ValueError):
+        return True  # cannot look: leave it to the decode, as before
+    return marker in tail
 
 
 def load_rgb(path, *, draft_size: int | None = None) -> Image.Image:
