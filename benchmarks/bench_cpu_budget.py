@@ -111,8 +111,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     if args.folder:
         folder = Path(args.folder)
-        from sslstudio.commands.pretrain import read_labels_csv
-        truth = read_labels_csv(Path(args.labels))
+        from sslstudio.commands.pretrain import read_labels
+        truth = read_labels(Path(args.labels), folder)
     else:
         from sslstudio.data.sample import CLASSES, TRUTH_FILE, generate_sample_dataset
         folder = work / "sample"

@@ -66,15 +66,15 @@ def decode(folder: Path, relpaths: list[str], size: int) -> np.ndarray:
 
 
 def user_data(args) -> tuple:
-    from sslstudio.commands.classify import read_labels_csv
     from sslstudio.export.predict import list_images
+    from sslstudio.project.labels_io import read_csv_labels
     from sslstudio.train.downstream import load_pretrained
 
     backbone, config = load_pretrained(args.run)
     size = args.size or int(config.get("image_size") or 64)
     folder, test = Path(args.folder), Path(args.test)
     train_paths = list_images(folder)
-    labels, _ = read_labels_csv(Path(args.labels), train_paths)
+    labels, _ = read_csv_labels(Path(args.labels), train_paths, folder)
     test_paths = [p for p in list_images(test) if "/" in p]
     images = np.concatenate([decode(folder, train_paths, size), decode(test, test_paths, size)])
     ids = train_paths + [f"test:{p}" for p in test_paths]

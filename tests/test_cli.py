@@ -103,3 +103,31 @@ def test_classifier_worker_refuses_a_missing_or_odd_job(tmp_path, capsys):
     assert main(["classifier-worker", "--job", str(tmp_path)]) == 2
     assert "missing" in capsys.readouterr().err
     assert not (tmp_path / "outcome.json").exists()
+
+
+def test_pretrain_labels_are_matched_to_the_folder_like_classify_and_a_mismatch_is_refused(
+        tmp_path, capsys):
+    """`pretrain --labels` used its own reader: './', file names alone or a label;file header
+    gave keys that matched no image, and the kNN accuracy was silently missing."""
+    from PIL import Image
+
+    from sslstudio.cli import build_parser
+    from sslstudio.commands.pretrain import build_config
+
+    images = tmp_path / "images"
+    for rel in ("cats/a.png", "dogs/b.png", "c.png"):
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(images / rel)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label;file\ncat;./cats/a.png\ndog;b.png\nbird;gone.png\n")
+    args = build_parser(["pretrain"]).parse_args(
+        ["pretrain", str(images), "--out", str(tmp_path / "run"), "--labels", str(labels)])
+    assert build_config(args).labels == {"cats/a.png": "cat", "dogs/b.png": "dog"}
+    assert "1 labelled files not found in" in capsys.readouterr().err
+
+    labels.write_text("filename,label\nx.png,cat\ny.png,dog\n")
+    assert main(["pretrain", str(images), "--out", str(tmp_path / "run"), "--labels",
+                 str(labels), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "labels none of the 3 images" in err and "'x.png'" in err
+    assert not (tmp_path / "run").exists()

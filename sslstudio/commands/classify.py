@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import sys
@@ -50,42 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "images of each other, such as b / d)")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--seed", type=int, default=0)
-
-
-class LabelsFileError(Exception):
-    pass
-
-
-def read_labels_csv(path: Path, relpaths: list[str]) -> tuple[dict[str, str], list[str]]:
-    """(relpath → label, unmatched file names). Accepts a header row, ';' or tab, './' prefixes."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelsFileError(f"cannot read labels file {path}: {exc}") from exc
-    first = text.split("\n", 1)[0]
-    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
-    known = set(relpaths)
-    by_name: dict[str, list[str]] = {}
-    for r in relpaths:
-        by_name.setdefault(r.rsplit("/", 1)[-1], []).append(r)
-    labels, unmatched = {}, []
-    for i, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
-        if len(row) < 2 or not row[0].strip():
-            continue
-        raw, label = row[0].strip().replace("\\", "/"), row[1].strip()
-        while raw.startswith("./"):
-            raw = raw[2:]
-        if i == 0 and raw.lower() in ("filename", "file", "path", "image", "relpath"):
-            continue
-        if not label:
-            continue
-        if raw in known:
-            labels[raw] = label
-        elif len(by_name.get(raw.rsplit("/", 1)[-1], [])) == 1:
-            labels[by_name[raw.rsplit("/", 1)[-1]][0]] = label
-        else:
-            unmatched.append(raw)
-    return labels, unmatched
 
 
 def decode_folder(folder: Path, relpaths: list[str], size: int, progress=None):
@@ -171,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from sslstudio.data.scan import scan_folder
     from sslstudio.export.model_dir import save_result
     from sslstudio.export.predict import list_images
+    from sslstudio.project.labels_io import LabelsIOError, read_csv_labels
     from sslstudio.train.downstream import (METHOD_GUIDE, ClassifierOptions, fit_classifier,
                                             recommend_method)
     from sslstudio.train.downstream.inputs import Cancelled
@@ -202,13 +166,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         relpaths = list_images(folder)
     try:
-        labels, unmatched = read_labels_csv(Path(args.labels), relpaths)
-    except LabelsFileError as exc:
+        labels, read = read_csv_labels(Path(args.labels), relpaths, folder)
+    except LabelsIOError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if unmatched:
-        print(f"warning: {len(unmatched)} labelled files not found in {folder}: "
-              f"{', '.join(unmatched[:5])}{' …' if len(unmatched) > 5 else ''}", file=sys.stderr)
+    for line in read.read_warnings(folder):
+        print(f"warning: {line}", file=sys.stderr)
     if len(set(labels.values())) < 2:   # say so now, not after checking every image
         named = (f"no image of {folder}" if not labels else
                  f"{len(labels):,} image{'s' if len(labels) > 1 else ''} of {folder}, all "

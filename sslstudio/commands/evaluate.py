@@ -35,8 +35,8 @@ def evaluate_folder(model, test_folder, batch_size: int = 64, progress=None,
     whose classes come from their subfolders, or from ``labels_csv`` when given."""
     from pathlib import Path
 
-    from sslstudio.commands.classify import read_labels_csv
     from sslstudio.export.predict import list_images, load_predictor, predict_folder
+    from sslstudio.project.labels_io import read_csv_labels
     from sslstudio.train.downstream.metrics import classification_report
 
     predictor = load_predictor(model)
@@ -45,7 +45,8 @@ def evaluate_folder(model, test_folder, batch_size: int = 64, progress=None,
         raise FileNotFoundError(f"test folder not found: {folder}")
     truths, unmatched = None, []
     if labels_csv is not None:   # read before predicting: a bad file fails at once
-        truths, unmatched = read_labels_csv(Path(labels_csv), list_images(folder))
+        truths, read = read_csv_labels(Path(labels_csv), list_images(folder), folder)
+        unmatched = read.unknown_files
     result = predict_folder(model, folder, batch_size, progress=progress, predictor=predictor)
     index = {c: i for i, c in enumerate(predictor.classes)}
     true, pred, unknown, misclassified, unlabelled = [], [], {}, [], 0
@@ -86,16 +87,16 @@ def evaluate_folder(model, test_folder, batch_size: int = 64, progress=None,
 
 
 def run(args: argparse.Namespace) -> int:
-    from sslstudio.commands.classify import LabelsFileError
     from sslstudio.commands.predict import ProgressBar
     from sslstudio.export.model_dir import ModelFileError
+    from sslstudio.project.labels_io import LabelsIOError
     from sslstudio.train.downstream.metrics import format_report
 
     bar = None if args.json else ProgressBar("evaluating")
     try:
         report = evaluate_folder(args.model_dir, args.test_folder, args.batch_size, bar,
                                  labels_csv=args.labels)
-    except (ModelFileError, FileNotFoundError, LabelsFileError, NothingToEvaluate) as exc:
+    except (ModelFileError, FileNotFoundError, LabelsIOError, NothingToEvaluate) as exc:
         if bar:
             bar.close()
         print(f"error: {exc}", file=sys.stderr)

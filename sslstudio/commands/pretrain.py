@@ -7,7 +7,6 @@ Ctrl-C once stops cleanly (checkpoint written, resumable with --resume); twice a
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import signal
 import sys
@@ -71,21 +70,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def read_labels_csv(path: Path) -> dict[str, str]:
-    """relpath → class from a two-column CSV (a header row is allowed)."""
-    text = path.read_text(encoding="utf-8-sig")
+def read_labels(path: Path, folder: Path) -> dict[str, str]:
+    """relpath → class from a labels CSV, matched against the images of `folder` like
+    `sslstudio classify` does; warns about names it cannot match, and refuses a file
+    that matches none (the kNN accuracy would silently be missing)."""
+    from sslstudio.data.scan import scan_folder
+    from sslstudio.project.labels_io import LabelsIOError, read_csv_labels
+
+    relpaths = [e.relpath for e in scan_folder(folder).images]
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    labels: dict[str, str] = {}
-    for row in csv.reader(text.splitlines(), dialect):
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            continue
-        relpath, cls = row[0].strip().replace("\\", "/"), row[1].strip()
-        if not labels and relpath.lower() in ("relpath", "path", "file", "filename", "image"):
-            continue
-        labels[relpath] = cls
+        labels, read = read_csv_labels(path, relpaths, folder)
+    except LabelsIOError as exc:
+        raise ValueError(str(exc)) from None
+    if not labels:
+        example = f" (the first: {read.unknown_files[0]!r})" if read.unknown_files else ""
+        raise ValueError(f"{path} labels none of the {len(relpaths):,} images in {folder}"
+                         f"{example}; write paths relative to that folder, or file names")
+    for line in read.read_warnings(folder):
+        print(f"warning: {line}", file=sys.stderr)
     return labels
 
 
@@ -127,10 +129,10 @@ def build_config(args: argparse.Namespace):
 
     out = Path(args.out)
     labels = None
-    if args.labels:
-        labels = read_labels_csv(Path(args.labels))
     if args.resume:
         config = PretrainConfig.for_resume(out)
+        if args.labels:
+            labels = read_labels(Path(args.labels), Path(config.folder))
         # what may change on resume without changing the computation
         config.device = args.device
         if args.workers is not None:
@@ -138,6 +140,8 @@ def build_config(args: argparse.Namespace):
         if labels is not None:
             config.labels = labels
         return config
+    if args.labels:
+        labels = read_labels(Path(args.labels), Path(args.folder))
     image_size = args.image_size or default_image_size(args.device)
     return PretrainConfig(
         folder=str(args.folder), out=str(out), task=args.task,

@@ -1,6 +1,7 @@
 """Labels in and out of a project: CSV (`filename,label`) and ImageFolder (one folder per class).
 
-Paths in a CSV are relative to the project's image folder. Reading is lenient
+Paths in a CSV are relative to the project's image folder (`read_csv_labels`
+reads one the same way for commands that work on a folder without a project). Reading is lenient
 about what spreadsheets and other tools write: a UTF-8 BOM, Windows line
 endings, `;` or tab separators, "./" prefixes, backslashes, absolute paths
 inside the image folder, and (when unambiguous) a bare file name. Every import
@@ -66,6 +67,19 @@ class ImportReport:
             parts.append(f"{len(self.unknown_files)} files not in the project: {shown}{more}")
         return "; ".join(parts)
 
+    def read_warnings(self, folder) -> list[str]:
+        """What a command reading this CSV for `folder` should warn about, one line each."""
+        lines = []
+        if self.unknown_files:
+            shown = ", ".join(self.unknown_files[:5])
+            more = " …" if len(self.unknown_files) > 5 else ""
+            lines.append(f"{len(self.unknown_files)} labelled files not found in {folder}: "
+                         f"{shown}{more}")
+        if self.conflicts:
+            lines.append(f"{len(self.conflicts)} images labelled twice in {self.source} (the "
+                         f"last label kept): {', '.join(self.conflicts[:5])}")
+        return lines
+
 
 @dataclass
 class ExportReport:
@@ -91,13 +105,17 @@ class ExportReport:
 class _PathMatcher:
     """Maps the many ways a file can be written to one relpath of the project."""
 
-    def __init__(self, store: ProjectStore) -> None:
-        self.root = store.image_root.resolve()
-        self.known = set(store.known_relpaths())
+    def __init__(self, root: Path, relpaths: Iterable[str]) -> None:
+        self.root = Path(root).resolve()
+        self.known = set(relpaths)
         by_name: dict[str, list[str]] = {}
         for relpath in self.known:
             by_name.setdefault(relpath.rsplit("/", 1)[-1], []).append(relpath)
         self.unique_names = {name: paths[0] for name, paths in by_name.items() if len(paths) == 1}
+
+    @classmethod
+    def of(cls, store: ProjectStore) -> _PathMatcher:
+        return cls(store.image_root, store.known_relpaths())
 
     def relative_to_root(self, path: Path) -> str | None:
         try:
@@ -171,7 +189,21 @@ def _sniff_delimiter(text: str) -> str:
 
 def import_csv(store: ProjectStore, path: str | os.PathLike) -> ImportReport:
     """Set the labels listed in a `filename,label` CSV; see ImportReport for what is counted."""
-    path = Path(path)
+    found, by_name, report = _read_csv(Path(path), _PathMatcher.of(store))
+    return _apply(store, report, found, by_name)
+
+
+def read_csv_labels(path: str | os.PathLike, relpaths: Iterable[str],
+                    image_root: str | os.PathLike) -> tuple[dict[str, str], ImportReport]:
+    """relpath → label from a CSV, matched against the images `relpaths` of `image_root`
+    with import_csv's leniency, for commands that work on a folder without a project.
+    The report lists what did not match (unknown_files), conflicts and empty rows."""
+    found, by_name, report = _read_csv(Path(path), _PathMatcher(Path(image_root), relpaths))
+    report.matched_by_name = len(by_name)
+    return found, report
+
+
+def _read_csv(path: Path, matcher: _PathMatcher) -> tuple[dict[str, str], set[str], ImportReport]:
     if not path.is_file():
         raise LabelsIOError(f"CSV file not found: {path}")
     try:
@@ -180,7 +212,6 @@ def import_csv(store: ProjectStore, path: str | os.PathLike) -> ImportReport:
         raise LabelsIOError(f"cannot read {path}: {exc}") from exc
     rows = [row for row in csv.reader(io.StringIO(text), delimiter=_sniff_delimiter(text))
             if any(cell.strip() for cell in row)]
-    matcher = _PathMatcher(store)
     file_col, label_col = 0, 1
     if rows:
         header = [cell.strip().lower() for cell in rows[0]]
@@ -205,7 +236,7 @@ def import_csv(store: ProjectStore, path: str | os.PathLike) -> ImportReport:
         absolute = (matcher.relative_to_root(Path(raw).resolve())
                     if os.path.isabs(raw) else None)
         _record(report, found, by_name, *matcher.match([relpath, absolute]), label, raw)
-    return _apply(store, report, found, by_name)
+    return found, by_name, report
 
 
 def _record(report: ImportReport, found: dict[str, str], by_name: set[str], match: str | None,
@@ -346,7 +377,7 @@ def import_imagefolder(store: ProjectStore, folder: str | os.PathLike) -> Import
     folder = Path(folder).expanduser().resolve()  # file symlinks inside stay unresolved
     if not folder.is_dir():
         raise LabelsIOError(f"ImageFolder not found: {folder}")
-    matcher = _PathMatcher(store)
+    matcher = _PathMatcher.of(store)
     report = ImportReport(source=folder)
     found: dict[str, str] = {}
     by_name: set[str] = set()
