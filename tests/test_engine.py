@@ -459,6 +459,23 @@ def test_colorization_refuses_grayscale_images(tmp_path):
         run_pretraining(config_for(tmp_path, root, task="colorization"))
 
 
+@needs_layers
+def test_contrastive_refuses_a_single_image_which_other_tasks_accept(tmp_path):
+    """One image has nothing to be told apart from: the contrastive loss was a constant 0
+    and the run 'completed' with accuracy 1.000, a backbone that had learnt nothing."""
+    from PIL import Image
+
+    root = tmp_path / "one"
+    root.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)) \
+        .save(root / "only.png")
+    with pytest.raises(PretrainError, match="needs at least 2 readable images; .* has 1 image:"):
+        run_pretraining(config_for(tmp_path, root, "c", task="contrastive", steps=2, epochs=None))
+    assert not (tmp_path / "runs" / "c" / "backbone.safetensors").exists()
+    summary = run_pretraining(config_for(tmp_path, root, "r", steps=2, epochs=None))
+    assert summary["status"] == "completed"
+
+
 @pytest.mark.parametrize("case", ["run inside", "cache inside", "run is a file"])
 def test_nothing_is_written_into_the_image_folder(tmp_path, toy_folder, case):
     """A run inside the image folder put its preview PNGs among the images: the next scan

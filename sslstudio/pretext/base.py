@@ -84,6 +84,7 @@ class PretextTask(ABC):
     description: ClassVar[str] = ""  # one sentence a user understands
     metric_names: ClassVar[tuple[str, ...]] = ()
     requires_color: ClassVar[bool] = False
+    min_batch: ClassVar[int] = 1        # images a batch needs for the loss to mean anything
     OPTIONS: ClassVar[tuple[TaskOption, ...]] = ()
 
     def __init__(self, **options: Any) -> None:

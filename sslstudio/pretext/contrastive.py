@@ -46,6 +46,7 @@ class ContrastiveTask(PretextTask):
                    "turned, recoloured, blurred) and learns to match them, so it keeps what "
                    "the image shows and ignores how it was photographed.")
     metric_names = ("accuracy",)
+    min_batch = 2   # each view is told apart from the other images' views: one image has none
     OPTIONS = (
         TaskOption("temperature", 0.2, "softmax temperature of the NT-Xent loss",
                    minimum=0.01, maximum=2.0),

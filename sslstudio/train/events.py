@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from sslstudio.plural import count
+
 Event = dict[str, Any]
 Listener = Callable[[Event], None]
 
@@ -144,7 +146,7 @@ class ConsoleProgress:
                 plan = "steps planned after timing the first ones"
             resumed = event.get("resumed_from")
             self._print(f"{'resuming' if resumed is not None else 'pretraining'} "
-                        f"{event.get('task')} on {event.get('dataset_size')} images "
+                        f"{event.get('task')} on {count(int(event.get('dataset_size') or 0), 'image')} "
                         f"({event.get('device')}"
                         + (f", {event['amp']} mixed precision" if event.get("amp") else "")
                         + f"), {plan}"

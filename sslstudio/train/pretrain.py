@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sslstudio.plural import count
 from sslstudio.train import distributed
 from sslstudio.train.checkpoint import (CHECKPOINT_NAME, CheckpointError, capture_rng_state,
                                         checkpoint_path, has_checkpoint, load_checkpoint,
@@ -359,6 +360,14 @@ class _Run:
         return cache, bad
 
     def check_task_fits(self, task, cache) -> None:
+        needed = getattr(task, "min_batch", 1) * self.dist.world_size
+        if len(cache) < needed:
+            per = f" ({needed // self.dist.world_size} per process)" \
+                if self.dist.world_size > 1 else ""
+            raise PretrainError(
+                f"the {task.name} task learns by telling images apart and needs at least "
+                f"{needed} readable images{per}; {self.config.folder} has "
+                f"{count(len(cache), 'image')}: add images or choose another task")
         if not getattr(task, "requires_color", False):
             return
         rng = np.random.default_rng(self.config.seed)
@@ -593,7 +602,7 @@ class _Run:
                                          "files were skipped")
         if batch_size < config.batch_size:
             self.emit("warning", message=f"batch size lowered to {batch_size}: the dataset has "
-                                         f"only {len(cache)} images")
+                                         f"only {count(len(cache), 'image')}")
 
         status, message = self.loop(task, model, train_model, optimizer, scaler, cache)
         distributed.sync_buffers(model)

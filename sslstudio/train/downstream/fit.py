@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslstudio.plural import count
 from sslstudio.train.device import flush_denormals
 from sslstudio.train.downstream import knn, linear_probe, propagate, selftrain, semi
 from sslstudio.train.downstream.features import cached_features
@@ -139,12 +140,6 @@ def _reinitialise(module: nn.Module, seed: int) -> nn.Module:
     return module
 
 
-def _count(n: int, noun: str) -> str:
-    """'1 label', '0 labels', '2 classes'."""
-    plural = noun + ("es" if noun.endswith("s") else "s")
-    return f"{n:,} {noun if n == 1 else plural}"
-
-
 def fold_settings(settings: selftrain.SelfTrainSettings,
                   share: float = SELFTRAIN_FOLD_SHARE) -> selftrain.SelfTrainSettings:
     """selftrain's settings for a validation fold: ``share`` of the steps."""
@@ -191,7 +186,7 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     classes = sorted({per_row[i] for i in labelled})
     if len(classes) < 2:
         raise ValueError(f"a classifier needs labels from at least two classes (got "
-                         f"{_count(len(labelled), 'label')} in {_count(len(classes), 'class')})")
+                         f"{count(len(labelled), 'label')} in {count(len(classes), 'class')})")
     index = {c: i for i, c in enumerate(classes)}
     y_idx = np.array([index[per_row[i]] for i in labelled], dtype=np.int64)
     y_names = [per_row[i] for i in labelled]
