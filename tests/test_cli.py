@@ -123,7 +123,7 @@ def test_pretrain_labels_are_matched_to_the_folder_like_classify_and_a_mismatch_
     args = build_parser(["pretrain"]).parse_args(
         ["pretrain", str(images), "--out", str(tmp_path / "run"), "--labels", str(labels)])
     assert build_config(args).labels == {"cats/a.png": "cat", "dogs/b.png": "dog"}
-    assert "1 labelled files not found in" in capsys.readouterr().err
+    assert "1 labelled file not found in" in capsys.readouterr().err
 
     labels.write_text("filename,label\nx.png,cat\ny.png,dog\n")
     assert main(["pretrain", str(images), "--out", str(tmp_path / "run"), "--labels",

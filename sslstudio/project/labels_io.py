@@ -1,12 +1,13 @@
 """Labels in and out of a project: CSV (`filename,label`) and ImageFolder (one folder per class).
 
-Paths in a CSV are relative to the project's image folder (`read_csv_labels`
-reads one the same way for commands that work on a folder without a project). Reading is lenient
+Paths in a CSV are relative to the project's image folder. Reading is lenient
 about what spreadsheets and other tools write: a UTF-8 BOM, Windows line
 endings, `;` or tab separators, "./" prefixes, backslashes, absolute paths
 inside the image folder, and (when unambiguous) a bare file name. Every import
 applies its labels in one transaction and returns an ImportReport that lists
 what could not be matched. Nothing is ever written into the image folder.
+`read_csv_labels` reads a CSV the same way for the commands that work on a
+folder without a project (classify, evaluate, pretrain --labels).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from sslstudio.plural import count
 from sslstudio.project.store import ProjectStore
 
 try:
@@ -73,11 +75,11 @@ class ImportReport:
         if self.unknown_files:
             shown = ", ".join(self.unknown_files[:5])
             more = " …" if len(self.unknown_files) > 5 else ""
-            lines.append(f"{len(self.unknown_files)} labelled files not found in {folder}: "
-                         f"{shown}{more}")
+            lines.append(f"{count(len(self.unknown_files), 'labelled file')} not found in "
+                         f"{folder}: {shown}{more}")
         if self.conflicts:
-            lines.append(f"{len(self.conflicts)} images labelled twice in {self.source} (the "
-                         f"last label kept): {', '.join(self.conflicts[:5])}")
+            lines.append(f"{count(len(self.conflicts), 'image')} labelled twice in {self.source} "
+                         f"(the last label kept): {', '.join(self.conflicts[:5])}")
         return lines
 
 
