@@ -36,9 +36,14 @@ TRANSDUCTIVE_METHODS = ("semi", "propagate", "selftrain")
 SELFTRAIN_VALIDATION_FOLDS = 1
 # ... and trains that fold's network for this share of the final fit's steps: a quarter off
 # the whole fit's time, and the fold's test accuracy came out 0.5 points lower on MNIST
-# (docs/benchmarks-classifier.md, "selftrain's validation fold at half length"; the scheme
-# text below says "half")
+# (docs/benchmarks-classifier.md, "selftrain's validation fold at half length")
 SELFTRAIN_FOLD_SHARE = 0.5
+
+
+def _share_text(share: float) -> str:
+    """How the validation scheme names a fold network's length: 'half as long', '30% as long'."""
+    return {1.0: "just", 0.5: "half", 0.25: "a quarter"}.get(share, f"{share:.0%}") + " as long"
+
 
 
 @dataclass
@@ -213,8 +218,9 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
         kept = plan.folds[:SELFTRAIN_VALIDATION_FOLDS]
         held = sum(len(v) for _, v in kept)
         plan.scheme = (f"{plan.scheme}, {len(kept)} fold scored ({held} of {len(labelled)} "
-                       f"labels held out, on a network trained half as long as the final "
-                       f"one: training the network per fold is slow)")
+                       f"labels held out, on a network trained "
+                       f"{_share_text(SELFTRAIN_FOLD_SHARE)} as the final one: training the "
+                       f"network per fold is slow)")
         plan.folds = kept
     n_stages = {"semi": 3, "selftrain": 2 + len(plan.folds)}.get(method, 2)
     # Each stage's share of the bar, in image passes through the backbone, so that the time
