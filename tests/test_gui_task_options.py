@@ -243,3 +243,31 @@ def test_a_task_that_cannot_learn_from_the_folder_says_so_on_its_card(qtbot, tmp
         assert "needs colour images" in card.problem.text()
     assert page.cards["rotation"].problem.isHidden()   # other tasks do not mind
     store.close()
+
+
+def test_a_folder_of_one_image_is_too_small_for_contrastive_learning_and_its_card_says_so(
+        qtbot, tmp_path):
+    """The engine refuses contrastive pretraining on a single image (nothing to tell it
+    apart from); the card says so before the user presses Start."""
+    import numpy as np
+    from PIL import Image
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    root = tmp_path / "images"
+    root.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)) \
+        .save(root / "only.png")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")   # listed, but never readable
+    store, _ = make_project(tmp_path, (root, {}))
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    page.compute_examples()
+    qtbot.waitUntil(lambda: page._example_images is not None, timeout=120_000)
+    card = page.cards["contrastive"]
+    assert not card.problem.isHidden()
+    assert "needs at least 2 readable images" in card.problem.text()
+    assert "has 1 image" in card.problem.text()
+    assert page.cards["rotation"].problem.isHidden()
+    store.close()

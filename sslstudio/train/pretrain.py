@@ -269,6 +269,18 @@ def looks_grayscale(images: np.ndarray, tolerance: int = 4) -> bool:
     return float((spread > tolerance).mean()) < 0.01
 
 
+def too_few_images(task, n_images: int, folder="this folder", processes: int = 1) -> str | None:
+    """Why ``task`` cannot learn from only ``n_images`` (a contrastive batch of one image
+    has nothing to tell it apart from), or None."""
+    needed = getattr(task, "min_batch", 1) * processes
+    if n_images >= needed:
+        return None
+    per = f" ({needed // processes} per process)" if processes > 1 else ""
+    return (f"the {task.name} task learns by telling images apart and needs at least "
+            f"{needed} readable images{per}; {folder} has {count(n_images, 'image')}: add "
+            f"images or choose another task")
+
+
 def task_image_problem(task, images: np.ndarray, folder="this folder") -> str | None:
     """Why ``task`` cannot learn from these sample images (N×H×W×3 uint8), or None: the
     check a run makes before it starts, and the Pretrain page's cards before any run."""
@@ -360,14 +372,9 @@ class _Run:
         return cache, bad
 
     def check_task_fits(self, task, cache) -> None:
-        needed = getattr(task, "min_batch", 1) * self.dist.world_size
-        if len(cache) < needed:
-            per = f" ({needed // self.dist.world_size} per process)" \
-                if self.dist.world_size > 1 else ""
-            raise PretrainError(
-                f"the {task.name} task learns by telling images apart and needs at least "
-                f"{needed} readable images{per}; {self.config.folder} has "
-                f"{count(len(cache), 'image')}: add images or choose another task")
+        message = too_few_images(task, len(cache), self.config.folder, self.dist.world_size)
+        if message:
+            raise PretrainError(message)
         if not getattr(task, "requires_color", False):
             return
         rng = np.random.default_rng(self.config.seed)

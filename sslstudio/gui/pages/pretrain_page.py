@@ -191,11 +191,14 @@ def example_or_none(task_cls, images: np.ndarray, options: dict) -> np.ndarray |
         return None
 
 
-def task_problem(task_cls, images: np.ndarray) -> str | None:
-    """Why the task cannot learn from these images (colorization of grayscale ones), by the
-    engine's own check; None when they suit it."""
-    from sslstudio.train.pretrain import task_image_problem
+def task_problem(task_cls, images: np.ndarray, n_images: int | None = None) -> str | None:
+    """Why the task cannot learn from these images (colorization of grayscale ones, or too
+    few of them for contrastive learning: `n_images` readable ones in the project), by the
+    engine's own checks; None when they suit it."""
+    from sslstudio.train.pretrain import task_image_problem, too_few_images
 
+    if n_images is not None and (message := too_few_images(task_cls, n_images)):
+        return message
     if not getattr(task_cls, "requires_color", False):
         return None   # no task to build for the tasks that take any image
     try:
@@ -772,7 +775,11 @@ class PretrainPage(QWidget):
             images = sample_images(store, count=4, size=64)
             # the engine checks 256 images at the start of a run; 64 small ones say enough here
             checked = sample_images(store, count=64, size=32)
-            problems = {name: task_problem(task_cls, checked) for name, task_cls in tasks.items()}
+            # a project of fewer than 64 images had every image sampled: `checked` holds all
+            # its readable ones
+            n_images = len(checked) if len(store.image_relpaths()) < 64 else None
+            problems = {name: task_problem(task_cls, checked, n_images)
+                        for name, task_cls in tasks.items()}
             return images, {name: (example_or_none(task_cls, images, options[name]), options[name])
                             for name, task_cls in tasks.items()}, problems
 
