@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sslstudio.plural import count
 from sslstudio.project import schema
 
 try:  # the shared data types; the stand-ins keep the store importable while data/ is written
@@ -93,9 +94,9 @@ class SyncSummary:
     total: int          # readable, present images after the sync
 
     def __str__(self) -> str:
-        return (f"{self.total} images ({self.added} new, {self.updated} updated, "
-                f"{self.removed} gone), {self.bad} unreadable, "
-                f"{self.missing} labelled images missing")
+        return (f"{count(self.total, 'image')} ({self.added:,} new, {self.updated:,} updated, "
+                f"{self.removed:,} gone), {self.bad:,} unreadable, "
+                f"{count(self.missing, 'labelled image')} missing")
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
