@@ -44,10 +44,12 @@ def evaluate_folder(model, test_folder, batch_size: int = 64, progress=None,
     if not folder.is_dir():
         raise FileNotFoundError(f"test folder not found: {folder}")
     truths, unmatched = None, []
+    relpaths = list_images(folder)
     if labels_csv is not None:   # read before predicting: a bad file fails at once
-        truths, read = read_csv_labels(Path(labels_csv), list_images(folder), folder)
+        truths, read = read_csv_labels(Path(labels_csv), relpaths, folder)
         unmatched = read.unknown_files
-    result = predict_folder(model, folder, batch_size, progress=progress, predictor=predictor)
+    result = predict_folder(model, folder, batch_size, progress=progress, predictor=predictor,
+                            relpaths=relpaths)
     index = {c: i for i, c in enumerate(predictor.classes)}
     true, pred, unknown, misclassified, unlabelled = [], [], {}, [], 0
     for relpath, label, conf, _ in result.rows:

@@ -167,15 +167,17 @@ def list_images(folder: Path) -> list[str]:
 def predict_folder(model_path, folder, batch_size: int = 64,
                    progress: Callable[[int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None,
-                   predictor: Predictor | None = None) -> FolderPredictions:
-    """Predict every image under `folder`; unreadable images are listed in .bad and skipped."""
+                   predictor: Predictor | None = None,
+                   relpaths: list[str] | None = None) -> FolderPredictions:
+    """Predict every image under `folder` (or the `relpaths` of it the caller has listed
+    already); unreadable images are listed in .bad and skipped."""
     from sslstudio.data.decode import DecodeError, load_square
 
     predictor = predictor or load_predictor(model_path)
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    relpaths = list_images(folder)
+    relpaths = list_images(folder) if relpaths is None else relpaths
     result = FolderPredictions(predictor.classes)
     pending: list[tuple[str, np.ndarray]] = []
 
