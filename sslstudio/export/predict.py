@@ -41,7 +41,8 @@ def _parse_card(text: str, source: Path) -> dict:
 
 
 class Predictor:
-    """Class probabilities for uint8 N×S×S×3 images, whatever the file format."""
+    """Class probabilities for uint8 N×S×S×3 images, whatever the file format
+    (`run`: those images → N×K probabilities, in the layout its runtime prefers)."""
 
     def __init__(self, path: Path, card: dict, run: Callable[[np.ndarray], np.ndarray],
                  kind: str) -> None:
@@ -50,17 +51,23 @@ class Predictor:
         self.image_size: int = int(card["image_size"])
 
     def predict(self, images_uint8: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(images_uint8.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-        return self._run(x)
+        return self._run(np.ascontiguousarray(images_uint8, dtype=np.uint8))
 
 
 def _torch_runner(module):
     import torch
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(images_uint8: np.ndarray) -> np.ndarray:
+        # N×S×S×3 viewed as N×3×S×S: channels-last in memory, which the CPU convolutions
+        # run 1.4× faster than a contiguous copy (benchmarks/bench_predict.py)
+        x = torch.from_numpy(images_uint8).permute(0, 3, 1, 2).float().div_(255.0)
         with torch.no_grad():
-            return module(torch.from_numpy(x)).double().numpy()
+            return module(x).double().numpy()
     return run
+
+
+def _nchw_float(images_uint8: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images_uint8.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
 def _load_torchscript(path: Path) -> Predictor:
@@ -95,7 +102,8 @@ def _load_onnx(path: Path) -> Predictor:
     card = _parse_card(meta["sslstudio"], path) if "sslstudio" in meta else _card_beside(path)
     name = session.get_inputs()[0].name
     return Predictor(path, card,
-                     lambda x: session.run(None, {name: x})[0].astype(np.float64), "onnx")
+                     lambda images: session.run(None, {name: _nchw_float(images)})[0]
+                     .astype(np.float64), "onnx")
 
 
 def _load_safetensors(path: Path) -> Predictor:
