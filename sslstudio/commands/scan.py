@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from sslstudio.data.formats import human_bytes
+from sslstudio.plural import count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +40,12 @@ def run(args: argparse.Namespace) -> int:
             "seconds": round(result.seconds, 4),
         }))
         return 0
-    print(f"{result.root}: {result.count} images, {human_bytes(result.total_bytes)} "
+    print(f"{result.root}: {count(result.count, 'image')}, {human_bytes(result.total_bytes)} "
           f"({result.seconds:.2f} s)")
     for ext, n in result.by_extension().items():
         print(f"  {ext:6s} {n}")
     if result.bad:
-        print(f"{len(result.bad)} unreadable file(s), skipped:")
+        print(f"{count(len(result.bad), 'unreadable file')}, skipped:")
         for bad in result.bad:
             print(f"  {bad.relpath}: {bad.reason}")
     return 0

@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sslstudio import plural
+
 FORMATS = (("onnx", "ONNX (.onnx)", ".onnx"),
            ("torchscript", "TorchScript (.pt)", ".pt"),
            ("safetensors", "safetensors + JSON", ".safetensors"))
@@ -288,7 +290,7 @@ class ExportPage(QWidget):
         self.worker = None
         self.export_button.setEnabled(True)
         self._show_results(results)
-        self.export_status.setText(f"Exported {len(results)} file(s), each verified against "
+        self.export_status.setText(f"Exported {plural.count(len(results), 'file')}, each verified against "
                                    f"the model in the app.")
         store = self.store
         if store is not None and hasattr(store, "set_setting"):
@@ -308,7 +310,7 @@ class ExportPage(QWidget):
         present = [r for r in (remembered or []) if r.get("path") and Path(r["path"]).exists()]
         self._show_results(present)
         if present:
-            self.export_status.setText(f"{len(present)} earlier export(s) of this project.")
+            self.export_status.setText(f"{plural.count(len(present), 'earlier export')} of this project.")
 
     def _show_results(self, results: list[dict]) -> None:
         self.results = list(results)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sslstudio import plural
 from sslstudio.gui.widgets.gallery import GalleryModel, GalleryView, loader_for
 from sslstudio.project.suggest import SUGGEST_COUNT
 
@@ -540,8 +541,8 @@ class LabelPage(QWidget):
             return False
         count = next((c.count for c in self.class_infos if c.name == name), 0)
         if confirm and count and QMessageBox.question(
-                self, "Delete class", f"Delete {name} and remove its label from {count} "
-                f"image(s)? (Undo brings them back.)") != QMessageBox.StandardButton.Yes:
+                self, "Delete class", f"Delete {name} and remove its label from "
+                f"{plural.count(count, 'image')}? (Undo brings them back.)") != QMessageBox.StandardButton.Yes:
             return False
         return self._remove_class(name, None)
 
@@ -620,9 +621,9 @@ class LabelPage(QWidget):
             return 0
         what = class_name or "no label"
         self.undo_stack.push(LabelCommand(self, before, after,
-                                          f"label {len(targets)} image(s) {what}"))
+                                          f"label {plural.count(len(targets), 'image')} {what}"))
         self._labels_applied(after)
-        self.ctx.status(f"{len(targets)} image(s) → {what}")
+        self.ctx.status(f"{plural.count(len(targets), 'image')} → {what}")
         if relpaths is None and len(targets) == 1:
             self._advance()
         return len(targets)
