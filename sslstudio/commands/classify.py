@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from sslstudio.data.scan import scan_folder
     from sslstudio.export.model_dir import save_result
     from sslstudio.export.predict import list_images
+    from sslstudio.plural import count
     from sslstudio.project.labels_io import LabelsIOError, read_csv_labels
     from sslstudio.train.downstream import (METHOD_GUIDE, ClassifierOptions, fit_classifier,
                                             recommend_method)
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     if len(set(labels.values())) < 2:   # say so now, not after checking every image
         named = (f"no image of {folder}" if not labels else
-                 f"{len(labels):,} image{'s' if len(labels) > 1 else ''} of {folder}, all "
+                 f"{count(len(labels), 'image')} of {folder}, all "
                  f"{next(iter(labels.values()))!r}")
         print(f"error: {args.labels} labels {named}; a classifier needs labelled images of at "
               f"least two classes", file=sys.stderr)

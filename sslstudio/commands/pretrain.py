@@ -75,6 +75,7 @@ def read_labels(path: Path, folder: Path) -> dict[str, str]:
     `sslstudio classify` does; warns about names it cannot match, and refuses a file
     that matches none (the kNN accuracy would silently be missing)."""
     from sslstudio.data.scan import scan_folder
+    from sslstudio.plural import count
     from sslstudio.project.labels_io import LabelsIOError, read_csv_labels
 
     relpaths = [e.relpath for e in scan_folder(folder).images]
@@ -84,8 +85,9 @@ def read_labels(path: Path, folder: Path) -> dict[str, str]:
         raise ValueError(str(exc)) from None
     if not labels:
         example = f" (the first: {read.unknown_files[0]!r})" if read.unknown_files else ""
-        raise ValueError(f"{path} labels none of the {len(relpaths):,} images in {folder}"
-                         f"{example}; write paths relative to that folder, or file names")
+        raise ValueError(f"{path} labels none of the {count(len(relpaths), 'image')} in "
+                         f"{folder}{example}; write paths relative to that folder, or file "
+                         f"names")
     for line in read.read_warnings(folder):
         print(f"warning: {line}", file=sys.stderr)
     return labels
