@@ -352,10 +352,11 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
     parser.add_argument("--task-option", action="append", metavar="KEY=VALUE",
                         help="an option of the pretext task (repeatable, as in sslstudio pretrain), e.g. shear=15")
-    parser.add_argument("--no-flip-average", action="store_true",
-                        help="every method without mirrored views or mirror-averaged features, "
-                             "as classify --no-flip-average (the Label page's suggestions keep "
-                             "theirs)")
+    parser.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+                        help="mirror-averaged features and mirrored training views: auto (the "
+                             "app's default: off for handed images such as text and digits), "
+                             "on, or off as classify --no-flip-average (the Label page's "
+                             "suggestions stay mirror-averaged)")
     parser.add_argument("--selftrain-option", action="append", metavar="KEY=VALUE",
                         help="a SelfTrainSettings field for selftrain (repeatable), e.g. epochs=40")
     parser.add_argument("--work", help="folder for generated images and runs (default: a temp dir)")
@@ -425,7 +426,8 @@ def main(argv=None) -> int:
                               seeds=tuple(range(args.seeds)),
                               options=ClassifierOptions(
                                   epochs=args.epochs, device=None,
-                                  augment_average=False if args.no_flip_average else None,
+                                  augment_average={"auto": None, "on": True,
+                                                   "off": False}[args.mirror],
                                   selftrain=selftrain),
                               test_labels=test_labels, choices=choices,
                               choice_methods=choice_methods,

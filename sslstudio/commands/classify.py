@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-flip-average", action="store_true",
                         help="never mirror images: no averaging of features with the mirror "
                              "image, no mirrored training views (for classes that are mirror "
-                             "images of each other, such as b / d)")
+                             "images of each other, such as b / d; without it images are "
+                             "mirrored unless they have a handedness, like text and digits)")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--seed", type=int, default=0)
 

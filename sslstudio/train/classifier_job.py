@@ -33,7 +33,8 @@ class ClassifierJob:
     model_dir: str               # where the model folder goes; not created unless the fit ends
     labels: dict[str, str] = field(default_factory=dict)
     efficiency: bool = False     # also measure accuracy against labels per class
-    mirror: bool = True          # average each image with its mirror image
+    mirror: bool | None = None   # average each image with its mirror image; None: unless
+                                 # the images have a handedness (text, digits)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

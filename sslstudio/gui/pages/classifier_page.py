@@ -206,9 +206,11 @@ class ClassifierPage(QWidget):
                                          "labels per class (takes longer)")
         method_layout.addWidget(self.efficiency_check)
         self.mirror_check = QCheckBox("Classes can be mirror images of each other (b / d, ← / →)")
-        self.mirror_check.setToolTip("Never mirror images: by default every method averages "
+        self.mirror_check.setToolTip("Never mirror images. By default every method averages "
                                      "each image with its mirror image and trains on mirrored "
-                                     "views, which cannot tell such classes apart")
+                                     "views, which cannot tell such classes apart; images with "
+                                     "a handedness, like text and digits, are found and left "
+                                     "unmirrored without this")
         method_layout.addWidget(self.mirror_check)
         left_layout.addWidget(method_box)
 
@@ -437,7 +439,7 @@ class ClassifierPage(QWidget):
                             run_dir=None if run_dir is None else str(run_dir), method=method,
                             model_dir=str(model_dir), labels=dict(labels),
                             efficiency=self.efficiency_check.isChecked(),
-                            mirror=not self.mirror_check.isChecked())
+                            mirror=False if self.mirror_check.isChecked() else None)
         process = classifier_fit(job, Path(store.cache_dir) / "classifier-jobs", parent=self)
         process.progress.connect(self._on_progress)
         process.finished.connect(self._on_finished)

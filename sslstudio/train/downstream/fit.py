@@ -13,7 +13,7 @@ from torch import nn
 
 from sslstudio.plural import count
 from sslstudio.train.device import flush_denormals
-from sslstudio.train.downstream import knn, linear_probe, propagate, selftrain, semi
+from sslstudio.train.downstream import handedness, knn, linear_probe, propagate, selftrain, semi
 from sslstudio.train.downstream.features import cached_features
 from sslstudio.train.downstream.finetune import TrainSettings, predict_probs, train_with_validation
 from sslstudio.train.downstream.inputs import (CancelFn, ProgressFn, align_labels, as_image_set,
@@ -51,9 +51,10 @@ class ClassifierOptions:
     seed: int = 0
     device: str | None = None                 # None: the best available
     batch_size: int = 64
-    # feature methods: average features with the mirror image (the model keeps doing so after
-    # export); None = the default (on). Off for classes that are mirror images of each other
-    # (b / d, left / right arrows).
+    # average features with the mirror image (the model keeps doing so after export) and
+    # train on mirrored views; None = on unless the images have a handedness, like text and
+    # digits (handedness.py). False for classes that are mirror images of each other (b / d,
+    # left / right arrows).
     augment_average: bool | None = None
     feature_cache_dir: str | None = None      # keep extracted features as .npy here
     c_grid: tuple[float, ...] = linear_probe.C_GRID
@@ -207,11 +208,19 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
 
     needs_features = method != "scratch"
     _import_slow_modules(method)
-    # Mirror-averaged features measured better for every feature method with few labels
-    # (docs/benchmarks-classifier.md). augment_average=False (classes that are mirror images
-    # of each other) also keeps every training view unmirrored. partial/finetune never
-    # average: they start from a probe on plain features.
-    mirror = opts.augment_average is not False
+    # Mirror-averaged features measured better for every feature method with few labels on
+    # glyphs (docs/benchmarks-classifier.md), and worse on handwriting and print, which the
+    # default leaves unmirrored (handedness.py). augment_average=False (classes that are
+    # mirror images of each other) also keeps every training view unmirrored.
+    # partial/finetune never average: they start from a probe on plain features.
+    if opts.augment_average is None:
+        mirror, handed_note = handedness.decide_mirror(image_set, opts.seed)
+        info["mirror_auto"] = True
+    else:
+        mirror, handed_note = bool(opts.augment_average), None
+    info["mirror"] = mirror
+    if handed_note:
+        plan.notes.append(handed_note)
     flip = mirror and (method in FEATURE_METHODS or method == "selftrain")
     feats = None
     if method == "selftrain" and len(plan.folds) > SELFTRAIN_VALIDATION_FOLDS:
