@@ -51,7 +51,8 @@ class Predictor:
         self.image_size: int = int(card["image_size"])
 
     def predict(self, images_uint8: np.ndarray) -> np.ndarray:
-        return self._run(np.ascontiguousarray(images_uint8, dtype=np.uint8))
+        # torch.from_numpy wants a writable array (a read-only memmap is copied)
+        return self._run(np.require(images_uint8, np.uint8, ("C_CONTIGUOUS", "WRITEABLE")))
 
 
 def _torch_runner(module):
