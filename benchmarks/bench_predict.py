@@ -10,7 +10,8 @@ side on the same files, best of --repeats:
 * decode only: load_square on every file (the app's pixel convention), no model;
 * forward only: the model on the already decoded images, in batches;
 * bare loop: decode + forward written out in a few lines of PyTorch;
-* predict_folder: what `sslstudio predict MODEL FOLDER` and `evaluate` run;
+* predict_folder: what `sslstudio predict MODEL FOLDER` and `evaluate` run, and the same
+  with the contiguous NCHW copy it made before 2026-12-07;
 * the same with the exported ONNX file (onnxruntime), when onnxruntime is installed.
 
 Prints images/s and the ratio to the bare loop. Everything goes into a temporary folder
@@ -122,6 +123,18 @@ def main() -> None:
         bare = rows[-1][1]
         rows.append(("predict_folder, model folder", best_of(args.repeats, lambda: predict_folder(
             work / "model", folder, args.batch_size))))
+        # the same with the contiguous NCHW float copy predict made before 2026-12-07
+        from sslstudio.export.predict import Predictor, load_predictor
+        app = load_predictor(work / "model")
+
+        def nchw_copy(images_uint8):
+            x = np.ascontiguousarray(images_uint8.transpose(0, 3, 1, 2), dtype=np.float32) / 255
+            with torch.no_grad():
+                return model(torch.from_numpy(x)).double().numpy()
+        before = Predictor(app.path, app.card, nchw_copy, "model-folder")
+        rows.append(("predict_folder, NCHW copy (before)", best_of(
+            args.repeats, lambda: predict_folder(work / "model", folder, args.batch_size,
+                                                 predictor=before))))
         try:
             import onnxruntime  # noqa: F401
             export_model(work / "model", "onnx", work / "model.onnx")
