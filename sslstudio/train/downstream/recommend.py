@@ -4,7 +4,8 @@ from __future__ import annotations
 
 METHOD_GUIDE = {
     "linear": "Linear probe: the pretrained backbone stays frozen; a regularised logistic "
-              "regression is fitted on its (mirror-averaged, standardised) features. Seconds on "
+              "regression is fitted on its standardised features (averaged with the mirror "
+              "image's, unless the images are handed like text). Seconds on "
               "a CPU, hard to overfit. Uses the labelled images only.",
     "semi": "Semi-supervised: a linear probe that also learns from the unlabelled images. The "
             "classifier's confident predictions on each unlabelled image become targets for "
