@@ -24,6 +24,9 @@
   # selftrain variants on a run pretrained earlier (--work keeps the images, --run the backbone)
   ... --fonts --work /tmp/le/fonts --run /tmp/le/fonts/fonts-run --selftrain-option threshold=0.8
 
+  # mirroring: the app's per-folder choice (auto, the default), always, or never
+  ... --mnist --work /tmp/le/mnist --run /tmp/le/mnist/mnist-run --mirror off
+
   # float32 throughout instead of bf16 where the CPU/GPU has it natively (pretraining, selftrain)
   ... --precision float32
 
