@@ -247,11 +247,13 @@ def _tensor_images(value, limit: int = 4, size: int = 48) -> np.ndarray | None:
     return np.concatenate(pieces[:-1], axis=1)
 
 
-def sample_images(store, count: int = 4, size: int = 64) -> np.ndarray:
-    """A few decoded images of the project (from the decoded cache when one exists)."""
+def sample_images(store, count: int = 4, size: int = 64,
+                  relpaths: list[str] | None = None) -> np.ndarray:
+    """A few decoded images of the project (from the decoded cache when one exists);
+    `relpaths`: the project's images when the caller has listed them already."""
     from sslstudio.data.decode import load_square
 
-    relpaths = store.image_relpaths()
+    relpaths = store.image_relpaths() if relpaths is None else relpaths
     if not relpaths:
         raise ValueError("the project has no images yet")
     picks = np.linspace(0, len(relpaths) - 1, num=min(count, len(relpaths))).astype(int)
@@ -772,12 +774,13 @@ class PretrainPage(QWidget):
             # the GIL for long stretches, and Start would otherwise pay for it at once.
             import sslstudio.train.pretrain  # noqa: F401
 
-            images = sample_images(store, count=4, size=64)
+            relpaths = store.image_relpaths()
+            images = sample_images(store, count=4, size=64, relpaths=relpaths)
             # the engine checks 256 images at the start of a run; 64 small ones say enough here
-            checked = sample_images(store, count=64, size=32)
+            checked = sample_images(store, count=64, size=32, relpaths=relpaths)
             # a project of fewer than 64 images had every image sampled: `checked` holds all
             # its readable ones
-            n_images = len(checked) if len(store.image_relpaths()) < 64 else None
+            n_images = len(checked) if len(relpaths) < 64 else None
             problems = {name: task_problem(task_cls, checked, n_images)
                         for name, task_cls in tasks.items()}
             return images, {name: (example_or_none(task_cls, images, options[name]), options[name])
