@@ -64,23 +64,25 @@ class ImportReport:
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} images labelled twice (last label kept)")
         if self.unknown_files:
-            shown = ", ".join(self.unknown_files[:5])
-            more = " …" if len(self.unknown_files) > 5 else ""
-            parts.append(f"{len(self.unknown_files)} files not in the project: {shown}{more}")
+            parts.append(f"{len(self.unknown_files)} files not in the project: "
+                         f"{_first_few(self.unknown_files)}")
         return "; ".join(parts)
 
     def read_warnings(self, folder) -> list[str]:
         """What a command reading this CSV for `folder` should warn about, one line each."""
         lines = []
         if self.unknown_files:
-            shown = ", ".join(self.unknown_files[:5])
-            more = " …" if len(self.unknown_files) > 5 else ""
             lines.append(f"{count(len(self.unknown_files), 'labelled file')} not found in "
-                         f"{folder}: {shown}{more}")
+                         f"{folder}: {_first_few(self.unknown_files)}")
         if self.conflicts:
             lines.append(f"{count(len(self.conflicts), 'image')} labelled twice in {self.source} "
-                         f"(the last label kept): {', '.join(self.conflicts[:5])}")
+                         f"(the last label kept): {_first_few(self.conflicts)}")
         return lines
+
+
+def _first_few(names: list[str], shown: int = 5) -> str:
+    """'a, b, c, d, e …': the first names of a list, for a one-line message."""
+    return ", ".join(names[:shown]) + (" …" if len(names) > shown else "")
 
 
 @dataclass
