@@ -45,7 +45,6 @@ def _share_text(share: float) -> str:
     return {1.0: "just", 0.5: "half", 0.25: "a quarter"}.get(share, f"{share:.0%}") + " as long"
 
 
-
 @dataclass
 class ClassifierOptions:
     seed: int = 0
@@ -215,7 +214,6 @@ def fit_classifier(backbone, images, labels, method: str = "linear",
     # partial/finetune never average: they start from a probe on plain features.
     if opts.augment_average is None:
         mirror, handed_note = handedness.decide_mirror(image_set, opts.seed)
-        info["mirror_auto"] = True
     else:
         mirror, handed_note = bool(opts.augment_average), None
     info["mirror"] = mirror
