@@ -145,8 +145,9 @@ class ConsoleProgress:
             else:
                 plan = "steps planned after timing the first ones"
             resumed = event.get("resumed_from")
+            images = count(int(event.get("dataset_size") or 0), "image")
             self._print(f"{'resuming' if resumed is not None else 'pretraining'} "
-                        f"{event.get('task')} on {count(int(event.get('dataset_size') or 0), 'image')} "
+                        f"{event.get('task')} on {images} "
                         f"({event.get('device')}"
                         + (f", {event['amp']} mixed precision" if event.get("amp") else "")
                         + f"), {plan}"

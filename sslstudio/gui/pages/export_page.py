@@ -290,8 +290,8 @@ class ExportPage(QWidget):
         self.worker = None
         self.export_button.setEnabled(True)
         self._show_results(results)
-        self.export_status.setText(f"Exported {plural.count(len(results), 'file')}, each verified against "
-                                   f"the model in the app.")
+        self.export_status.setText(f"Exported {plural.count(len(results), 'file')}, each "
+                                   f"verified against the model in the app.")
         store = self.store
         if store is not None and hasattr(store, "set_setting"):
             # Remember the exports (newest first, one row per file) so a reopened project shows them.
@@ -310,7 +310,8 @@ class ExportPage(QWidget):
         present = [r for r in (remembered or []) if r.get("path") and Path(r["path"]).exists()]
         self._show_results(present)
         if present:
-            self.export_status.setText(f"{plural.count(len(present), 'earlier export')} of this project.")
+            self.export_status.setText(
+                f"{plural.count(len(present), 'earlier export')} of this project.")
 
     def _show_results(self, results: list[dict]) -> None:
         self.results = list(results)

@@ -540,9 +540,10 @@ class LabelPage(QWidget):
         if self.store is None or not name:
             return False
         count = next((c.count for c in self.class_infos if c.name == name), 0)
+        question = (f"Delete {name} and remove its label from {plural.count(count, 'image')}? "
+                    f"(Undo brings them back.)")
         if confirm and count and QMessageBox.question(
-                self, "Delete class", f"Delete {name} and remove its label from "
-                f"{plural.count(count, 'image')}? (Undo brings them back.)") != QMessageBox.StandardButton.Yes:
+                self, "Delete class", question) != QMessageBox.StandardButton.Yes:
             return False
         return self._remove_class(name, None)
 
