@@ -214,15 +214,27 @@ def pixmap_array(pixmap):
     return data.reshape(height, image.bytesPerLine())[:, :width * 3].reshape(height, width, 3)
 
 
+def page_with_examples(qtbot, tmp_path, root):
+    """A Pretrain page on a project of the images in `root`, its cards' examples (and
+    problems) computed: (page, store)."""
+    from test_gui_pretrain import make_context, make_project
+
+    from sslstudio.gui.pages.pretrain_page import PretrainPage
+
+    store, _ = make_project(tmp_path, (root, {}))
+    page = PretrainPage(make_context(store))
+    qtbot.addWidget(page)
+    page.compute_examples()
+    qtbot.waitUntil(lambda: page._example_images is not None, timeout=120_000)
+    return page, store
+
+
 @pytest.mark.parametrize("colour", [False, True])
 def test_a_task_that_cannot_learn_from_the_folder_says_so_on_its_card(qtbot, tmp_path, colour):
     """Colorization on grayscale digits would fail at the start of a run; its card says so
     beforehand instead of showing a picture of colours that are not there."""
     import numpy as np
     from PIL import Image
-    from test_gui_pretrain import make_context, make_project
-
-    from sslstudio.gui.pages.pretrain_page import PretrainPage
 
     root = tmp_path / "images"
     root.mkdir()
@@ -230,11 +242,7 @@ def test_a_task_that_cannot_learn_from_the_folder_says_so_on_its_card(qtbot, tmp
     for i in range(12):
         pixels = rng.integers(0, 255, (40, 40, 3 if colour else 1), dtype=np.uint8)
         Image.fromarray(pixels if colour else pixels[..., 0]).save(root / f"{i:02d}.png")
-    store, _ = make_project(tmp_path, (root, {}))
-    page = PretrainPage(make_context(store))
-    qtbot.addWidget(page)
-    page.compute_examples()
-    qtbot.waitUntil(lambda: page._example_images is not None, timeout=120_000)
+    page, store = page_with_examples(qtbot, tmp_path, root)
     card = page.cards["colorization"]
     if colour:
         assert card.problem.isHidden() and not card.example.isHidden()
@@ -251,20 +259,13 @@ def test_a_folder_of_one_image_is_too_small_for_contrastive_learning_and_its_car
     apart from); the card says so before the user presses Start."""
     import numpy as np
     from PIL import Image
-    from test_gui_pretrain import make_context, make_project
-
-    from sslstudio.gui.pages.pretrain_page import PretrainPage
 
     root = tmp_path / "images"
     root.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)) \
         .save(root / "only.png")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")   # listed, but never readable
-    store, _ = make_project(tmp_path, (root, {}))
-    page = PretrainPage(make_context(store))
-    qtbot.addWidget(page)
-    page.compute_examples()
-    qtbot.waitUntil(lambda: page._example_images is not None, timeout=120_000)
+    page, store = page_with_examples(qtbot, tmp_path, root)
     card = page.cards["contrastive"]
     assert not card.problem.isHidden()
     assert "needs at least 2 readable images" in card.problem.text()
