@@ -124,13 +124,12 @@ def main() -> None:
         rows.append(("predict_folder, model folder", best_of(args.repeats, lambda: predict_folder(
             work / "model", folder, args.batch_size))))
         # the same with the contiguous NCHW float copy predict made before 2026-12-07
-        from sslstudio.export.predict import Predictor, load_predictor
+        from sslstudio.export.predict import Predictor, _nchw_float, load_predictor
         app = load_predictor(work / "model")
 
         def nchw_copy(images_uint8):
-            x = np.ascontiguousarray(images_uint8.transpose(0, 3, 1, 2), dtype=np.float32) / 255
-            with torch.no_grad():
-                return model(torch.from_numpy(x)).double().numpy()
+            with torch.no_grad():   # the copy ONNX still gets
+                return model(torch.from_numpy(_nchw_float(images_uint8))).double().numpy()
         before = Predictor(app.path, app.card, nchw_copy, "model-folder")
         rows.append(("predict_folder, NCHW copy (before)", best_of(
             args.repeats, lambda: predict_folder(work / "model", folder, args.batch_size,
