@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # font_letters beside this file
 
 from sslstudio.commands.arguments import positive_float, positive_int  # noqa: E402
+from sslstudio.commands.classify import MIRROR_CHOICES  # noqa: E402
 from sslstudio.train.downstream import ClassifierOptions, fit_classifier  # noqa: E402
 from sslstudio.train.downstream.label_efficiency import (format_markdown, format_table,  # noqa: E402
                                                         label_efficiency)
@@ -355,10 +356,10 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="rotation", help="pretext task for pretraining here")
     parser.add_argument("--task-option", action="append", metavar="KEY=VALUE",
                         help="an option of the pretext task (repeatable, as in sslstudio pretrain), e.g. shear=15")
-    parser.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+    parser.add_argument("--mirror", choices=tuple(MIRROR_CHOICES), default="auto",
                         help="mirror-averaged features and mirrored training views: auto (the "
                              "app's default: off for handed images such as text and digits), "
-                             "on, or off as classify --no-flip-average (the Label page's "
+                             "on, or off, as classify --mirror (the Label page's "
                              "suggestions stay mirror-averaged)")
     parser.add_argument("--selftrain-option", action="append", metavar="KEY=VALUE",
                         help="a SelfTrainSettings field for selftrain (repeatable), e.g. epochs=40")
@@ -429,8 +430,7 @@ def main(argv=None) -> int:
                               seeds=tuple(range(args.seeds)),
                               options=ClassifierOptions(
                                   epochs=args.epochs, device=None,
-                                  augment_average={"auto": None, "on": True,
-                                                   "off": False}[args.mirror],
+                                  augment_average=MIRROR_CHOICES[args.mirror],
                                   selftrain=selftrain),
                               test_labels=test_labels, choices=choices,
                               choice_methods=choice_methods,

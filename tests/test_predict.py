@@ -169,6 +169,24 @@ def test_classify_cli_reports_bad_input_clearly(classified, tmp_path, capsys):
         assert "fitting" not in err and "Traceback" not in err   # refused before the fit
 
 
+def test_classify_mirror_choice_reaches_the_saved_model(classified, tmp_path, capsys):
+    from sslstudio.export.model_dir import load_model_dir
+
+    root, _, _, _ = classified
+    args = ["classify", str(root / "images"), "--run", str(root / "run"), "--labels",
+            str(root / "labels.csv"), "--method", "linear"]
+    for choice, mirrored in (("off", False), ("on", True)):
+        assert main([*args, "--mirror", choice, "--out", str(tmp_path / choice)]) == 0
+        assert load_model_dir(tmp_path / choice)[0].flip_average is mirrored
+    # the older spelling still means off, and saying both ways is refused before any fit
+    assert main([*args, "--no-flip-average", "--out", str(tmp_path / "old")]) == 0
+    assert load_model_dir(tmp_path / "old")[0].flip_average is False
+    capsys.readouterr()
+    assert main([*args, "--no-flip-average", "--mirror", "on", "--out", str(tmp_path / "x")]) == 2
+    assert "contradicts --mirror on" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_fitting_with_one_class_names_what_it_got():
     from sslstudio.models.backbones import create_backbone
     from sslstudio.train.downstream.fit import fit_classifier

@@ -21,6 +21,8 @@ from sslstudio.commands.arguments import positive_float, positive_int
 
 # the same names as sslstudio.train.downstream.METHODS (not imported: parsing stays torch-free)
 METHOD_CHOICES = ("linear", "semi", "propagate", "selftrain", "partial", "finetune", "scratch", "knn")
+# --mirror as ClassifierOptions.augment_average (None: the app decides per folder)
+MIRROR_CHOICES = {"auto": None, "on": True, "off": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,11 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "twice the time; docs/benchmarks-classifier.md)")
     parser.add_argument("--stages", type=positive_int, default=1,
                         help="partial: how many of the backbone's last stages to train")
-    parser.add_argument("--no-flip-average", action="store_true",
-                        help="never mirror images: no averaging of features with the mirror "
-                             "image, no mirrored training views (for classes that are mirror "
-                             "images of each other, such as b / d; without it images are "
-                             "mirrored unless they have a handedness, like text and digits)")
+    parser.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+                        help="average features with the mirror image and train on mirrored "
+                             "views: auto (default) unless the images have a handedness, like "
+                             "text and digits; on for photos that auto takes for handed (burst "
+                             "shots, video frames); off for classes that are mirror images of "
+                             "each other, such as b / d")
+    # the older spelling of --mirror off
+    parser.add_argument("--no-flip-average", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -145,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
                                                       short_pretraining_warning)
 
     folder, run_dir, out = Path(args.folder), Path(args.run), Path(args.out)
+    if args.no_flip_average:
+        if args.mirror == "on":
+            print("error: --no-flip-average (never mirror) contradicts --mirror on",
+                  file=sys.stderr)
+            return 2
+        args.mirror = "off"
     if not folder.is_dir():
         print(f"error: image folder not found: {folder}", file=sys.stderr)
         return 2
@@ -204,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     labels = {r: c for r, c in labels.items() if r in decoded}
     options = ClassifierOptions(seed=args.seed, device=args.device, epochs=args.epochs,
                                 trainable_stages=args.stages,
-                                augment_average=False if args.no_flip_average else None)
+                                augment_average=MIRROR_CHOICES[args.mirror])
     if args.selftrain_epochs is not None:
         options.selftrain = replace(options.selftrain, epochs=args.selftrain_epochs)
     bar = ProgressBar(f"fitting ({args.method})")
