@@ -76,6 +76,7 @@ def test_the_recommendation_says_what_must_come_first(qtbot, tmp_path, toy_folde
 
 
 def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
+    from PySide6.QtCore import Qt
     from test_gui_pretrain import make_context, make_project
 
     from sslstudio.gui.pages.classifier_page import ClassifierPage
@@ -111,7 +112,8 @@ def test_linear_probe_from_the_page(qtbot, tmp_path, toy_folder):
     assert getattr(ctx, "predictions", page.predictions) == page.predictions
     assert _saved_flip_average(model["path"]) is True           # mirrored by default
     # classes that are mirror images of each other: the saved model never mirrors
-    page.mirror_check.setChecked(True)
+    assert page.mirror_combo.currentText() == "Decide from the images"
+    page.mirror_combo.setCurrentIndex(page.mirror_combo.findText("Never", Qt.MatchStartsWith))
     with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
         assert page.train()
     assert blocker.args == [True], page.status_label.text()
@@ -387,4 +389,50 @@ def test_the_per_class_table_keeps_its_headings_readable_in_a_narrow_window(qtbo
     header = page.per_class.horizontalHeader()
     for i in range(4):   # "Precision" was clipped to "ecisi" at 1024 px
         assert header.sectionSize(i) >= header.sectionSizeFromContents(i).width(), i
+    store.close()
+
+
+def test_opening_another_project_shows_its_own_results_not_the_last_fit(
+        qtbot, tmp_path, toy_folder):
+    """A finished fit's figures, matrix and predictions belong to its project: another
+    project shows its own last model (here none), and going back shows the fit again."""
+    from test_gui_pretrain import make_project
+
+    from sslstudio.project import ProjectStore
+
+    page, first = _fitting_page(qtbot, tmp_path / "first", toy_folder, method="linear")
+    first_dir = first.project_dir
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
+        pass
+    assert blocker.args == [True], page.status_label.text()
+    fitted = page.figures.text()
+    assert "Linear probing" in fitted and page.confusion.total() > 0
+    second, _ = make_project(tmp_path / "second", toy_folder)
+    page.ctx.set_store(second)
+    assert page.figures.text() == "No classifier yet."
+    assert page.confusion.total() == 0 and page.per_class.rowCount() == 0
+    assert page.predictions == {} and page.predictions_list.count() == 0
+    assert page.fit_notes.isHidden() and page.status_label.text() == ""
+    reopened = ProjectStore.open(first_dir)   # its model, read back from the project
+    page.ctx.set_store(reopened)
+    assert page.figures.text() == fitted and page.confusion.total() > 0
+    reopened.close()
+
+
+def test_the_fits_notes_show_beside_its_figures(qtbot, tmp_path, toy_folder):
+    """What validation noticed (a class with one label is trained on, not validated) shows
+    under the figures, where it is seen without scrolling the settings column."""
+    def one_green_label(store):
+        greens = sorted(r for r, c in store.labels().items() if c == "green")
+        store.set_labels({r: None for r in greens[1:]})
+
+    page, store = _fitting_page(qtbot, tmp_path, toy_folder, method="linear",
+                                prepare=one_green_label)
+    assert page.fit_notes.isHidden()
+    with qtbot.waitSignal(page.training_finished, timeout=FIT_TIMEOUT_MS) as blocker:
+        pass
+    assert blocker.args == [True], page.status_label.text()
+    assert not page.fit_notes.isHidden()
+    assert "class 'green' has a single label" in page.fit_notes.text()
+    assert "single label" not in page.status_label.text()
     store.close()

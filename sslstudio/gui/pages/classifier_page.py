@@ -71,6 +71,11 @@ GUIDANCE = {
            "reference.",
 }
 
+# the Mirror images choice, as ClassifierJob.mirror (None: decided from the images)
+MIRROR_CHOICES = (("Decide from the images", None),
+                  ("Always (photos)", True),
+                  ("Never (classes like b / d, ← / →)", False))
+
 
 def backbone_note(run_dir) -> tuple[str, bool]:
     """A line about a run's backbone (task, steps) and whether its pretraining was short."""
@@ -159,6 +164,7 @@ class ClassifierPage(QWidget):
         self.last_error = ""
         self.last_error_details = ""
         self._fit_project: Path | None = None   # the project the fit in flight belongs to
+        self._shown_project: Path | None = None  # the project whose results are on show
         self._labels: dict[str, str] = {}       # as last read, for the recommendation
         self.time_left = TimeLeft()
         self._build()
@@ -205,13 +211,20 @@ class ClassifierPage(QWidget):
         self.efficiency_check.setToolTip("Label-efficiency chart: accuracy with 1, 5, 10, 25 "
                                          "labels per class (takes longer)")
         method_layout.addWidget(self.efficiency_check)
-        self.mirror_check = QCheckBox("Classes can be mirror images of each other (b / d, ← / →)")
-        self.mirror_check.setToolTip("Never mirror images. By default every method averages "
-                                     "each image with its mirror image and trains on mirrored "
-                                     "views, which cannot tell such classes apart; images with "
-                                     "a handedness, like text and digits, are found and left "
-                                     "unmirrored without this")
-        method_layout.addWidget(self.mirror_check)
+        mirror_row = QHBoxLayout()
+        mirror_row.addWidget(QLabel("Mirror images:"))
+        self.mirror_combo = QComboBox()
+        for text, choice in MIRROR_CHOICES:
+            self.mirror_combo.addItem(text, choice)
+        self.mirror_combo.setToolTip(
+            "Averaging each image with its mirror image, and training on mirrored views, helps "
+            "photos, where a mirrored scene is as likely as the original. It hurts text and "
+            "digits, and cannot tell apart classes that are mirror images of each other. By "
+            "default the app looks at the images and leaves handed ones (text, digits) "
+            "unmirrored; choose Always for photos it takes for handed (burst shots, video "
+            "frames), Never for classes such as b / d or ← / →")
+        mirror_row.addWidget(self.mirror_combo, 1)
+        method_layout.addLayout(mirror_row)
         left_layout.addWidget(method_box)
 
         self.labels_summary = QLabel("")
@@ -247,6 +260,12 @@ class ClassifierPage(QWidget):
         self.figures = QLabel("No classifier yet.")
         self.figures.setStyleSheet("font-size: 15px")
         self.figures.setWordWrap(True)
+        # what the fit noticed (images left unmirrored, too few labels for a class…), beside
+        # the figures it qualifies rather than under the left column's fold
+        self.fit_notes = QLabel("")
+        self.fit_notes.setWordWrap(True)
+        self.fit_notes.setStyleSheet("font-size: 13px; font-style: italic")
+        self.fit_notes.hide()
         self.confusion = ConfusionMatrixView()
         self.confusion.cell_opened.connect(self._open_cell)
         self.per_class = QTableWidget(0, 4)
@@ -300,6 +319,7 @@ class ClassifierPage(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.figures)
+        right_layout.addWidget(self.fit_notes)
         right_layout.addWidget(self.tabs, 1)
 
         # the settings column scrolls rather than squeezing its wrapped texts into each other
@@ -320,6 +340,10 @@ class ClassifierPage(QWidget):
     def on_project_changed(self, *args) -> None:
         self.run_combo.clear()
         store = self.store
+        project = Path(store.project_dir) if store is not None else None
+        if project != self._shown_project:
+            self._clear_results()   # the last fit's figures belong to its own project
+            self._shown_project = project
         self.train_button.setEnabled(store is not None and self.worker is None)
         if store is None:
             return
@@ -339,6 +363,21 @@ class ClassifierPage(QWidget):
                 self.confusion.set_matrix(metrics["classes"], metrics["confusion_matrix"])
                 self._show_figures(metrics, info.get("method", ""))
                 self._fill_per_class(metrics)  # reopening shows the whole result, not half
+
+    def _clear_results(self) -> None:
+        self.result, self.report, self.model_dir = None, {}, None
+        self.predictions = {}
+        self.figures.setText("No classifier yet.")
+        self.fit_notes.clear()
+        self.fit_notes.hide()
+        self.confusion.set_results([], {}, {})
+        self.per_class.setRowCount(0)
+        self.predictions_list.clear()
+        self.efficiency.clear()
+        self._draw_history([])
+        if self.worker is None:   # a fit in flight keeps telling how it goes
+            self.status_label.setText("")
+            self.progress.setValue(0)
 
     def _show_backbone_note(self, *args) -> None:
         text, short = backbone_note(self.run_combo.currentData()) if self.run_combo.count() \
@@ -439,7 +478,7 @@ class ClassifierPage(QWidget):
                             run_dir=None if run_dir is None else str(run_dir), method=method,
                             model_dir=str(model_dir), labels=dict(labels),
                             efficiency=self.efficiency_check.isChecked(),
-                            mirror=False if self.mirror_check.isChecked() else None)
+                            mirror=self.mirror_combo.currentData())
         process = classifier_fit(job, Path(store.cache_dir) / "classifier-jobs", parent=self)
         process.progress.connect(self._on_progress)
         process.finished.connect(self._on_finished)
@@ -540,9 +579,11 @@ class ClassifierPage(QWidget):
             if signal is not None and hasattr(signal, "emit"):
                 signal.emit()
         self.predictions_changed.emit()
-        notes = list(outcome.get("notes") or []) + ([problem] if problem else [])
+        notes = list(outcome.get("notes") or [])
+        self.fit_notes.setText("<br>".join(notes))
+        self.fit_notes.setVisible(bool(notes))
         self.status_label.setText(f"Saved to {self.model_dir}." + (
-            "<br>" + "<br>".join(notes) if notes else ""))
+            f"<br>{problem}" if problem else ""))
         if hasattr(self.ctx, "status"):
             try:
                 self.ctx.status("Classifier trained")
@@ -714,8 +755,8 @@ def _pct(value) -> str:
 
 def _jsonable_report(report: dict) -> dict:
     return {k: v for k, v in report.items() if k in (
-        "n", "accuracy", "balanced_accuracy", "per_class", "confusion_matrix", "classes",
-        "scheme")}
+        "n", "accuracy", "accuracy_interval", "balanced_accuracy", "per_class",
+        "confusion_matrix", "classes", "scheme")}
 
 
 def _accepts_present_only(store) -> bool:
