@@ -48,6 +48,20 @@ def test_mirrored_print_looks_unlike_the_rest_and_mirrored_photos_do_not():
     assert mirrored_farther_share(as_image_set(too_few)) is None
 
 
+def test_copies_of_the_same_images_do_not_make_a_folder_look_handed():
+    # each image saved twice, once with a little noise (a re-encoded copy): an image's
+    # copy is nearer to it than any mirror image, yet the folder is no more handed
+    for seed in range(3):
+        either_way, _ = glyphs(40, seed, mirror_p=0.5)
+        noise = np.random.default_rng(seed).integers(-3, 4, either_way.shape)
+        copies = np.clip(either_way + noise, 0, 255).astype(np.uint8)
+        folder = np.concatenate([either_way, either_way, copies])
+        assert mirrored_farther_share(as_image_set(folder)) <= 0.65
+    # and copies do not count towards the images needed to judge
+    few, _ = glyphs(MIN_IMAGES // 6, 0, mirror_p=0.0)
+    assert mirrored_farther_share(as_image_set(np.concatenate([few] * 4))) is None
+
+
 def test_the_default_mirrors_unless_the_images_are_handed_and_says_why():
     for mirror_p, mirrored in ((0.0, False), (0.5, True)):
         images, classes = glyphs(30, 1, mirror_p)
