@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "twice the time; docs/benchmarks-classifier.md)")
     parser.add_argument("--stages", type=positive_int, default=1,
                         help="partial: how many of the backbone's last stages to train")
-    parser.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+    parser.add_argument("--mirror", choices=tuple(MIRROR_CHOICES), default="auto",
                         help="average features with the mirror image and train on mirrored "
                              "views: auto (default) unless the images have a handedness, like "
                              "text and digits; on for photos that auto takes for handed (burst "

@@ -56,13 +56,16 @@ def mirrored_farther_share(image_set: ImageSet, seed: int = 0) -> float | None:
     small, mirrored = unit(small), unit(mirrored)
     # A copy is always nearer than any mirror image, so a folder holding each photo twice
     # would look handed: keep the first of each group of copies.
-    copy_of_earlier = (small @ small.T).triu(1).ge(COPY_SIMILARITY).any(0)
-    small, mirrored = small[~copy_of_earlier], mirrored[~copy_of_earlier]
-    if len(small) < MIN_IMAGES:
+    similar = small @ small.T
+    distinct = ~similar.triu(1).ge(COPY_SIMILARITY).any(0)
+    if int(distinct.sum()) < MIN_IMAGES:
         return None
-    itself = torch.eye(len(small), dtype=torch.bool)
-    nearest = (small @ small.T).masked_fill(itself, -2).max(1).values
-    nearest_of_mirror = (mirrored @ small.T).masked_fill(itself, -2).max(1).values
+    # both from products of the same shape, so that a symmetric image's mirror ties exactly
+    similar = similar[distinct][:, distinct]
+    mirror_similar = (mirrored @ small.T)[distinct][:, distinct]
+    itself = torch.eye(len(similar), dtype=torch.bool)
+    nearest = similar.masked_fill(itself, -2).max(1).values
+    nearest_of_mirror = mirror_similar.masked_fill(itself, -2).max(1).values
     return float((nearest_of_mirror < nearest).float().mean())
 
 
