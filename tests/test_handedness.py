@@ -78,3 +78,30 @@ def test_the_default_mirrors_unless_the_images_are_handed_and_says_why():
     forced = fit_classifier(tiny_backbone(), images, labels, "linear",
                             ClassifierOptions(device="cpu", augment_average=True))
     assert forced.model.flip_average is True
+
+
+def test_classify_leaves_handed_images_unmirrored_unless_told_and_says_how(tmp_path, capsys):
+    from PIL import Image
+
+    from sslstudio.cli import main
+    from sslstudio.export.model_dir import load_model_dir
+    from test_classifier import make_run
+
+    images, classes = glyphs(30, 1, mirror_p=0.0)
+    folder = tmp_path / "glyphs"
+    folder.mkdir()
+    rows = ["filename,label"]
+    for i, (pixels, cls) in enumerate(zip(images, classes)):
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+        if i % 30 < 5:
+            rows.append(f"{i:03d}.png,{cls}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    run = make_run(tmp_path / "run", tiny_backbone())
+    args = ["classify", str(folder), "--run", str(run), "--labels", str(tmp_path / "labels.csv"),
+            "--method", "linear"]
+    assert main([*args, "--out", str(tmp_path / "auto")]) == 0
+    assert load_model_dir(tmp_path / "auto")[0].flip_average is False
+    out = capsys.readouterr()
+    assert "images not mirrored" in out.out + out.err and "--mirror on" in out.out + out.err
+    assert main([*args, "--mirror", "on", "--out", str(tmp_path / "on")]) == 0
+    assert load_model_dir(tmp_path / "on")[0].flip_average is True
